@@ -1,0 +1,3 @@
+"""bonefrac: fracture detection decision support for elbow, hand and shoulder X-rays."""
+
+__version__ = "0.1.0"

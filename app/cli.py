@@ -1,0 +1,139 @@
+"""`bonefrac`: the desktop app (no arguments) and its command line.
+
+    bonefrac                                   open the window
+    bonefrac predict FILE [FILE ...] [--study] [--json] [--heatmap DIR] [--report PATH]
+
+Exit status: 0 all files diagnosed; 2 a file (or an output path) could not be used, the
+other files are still processed; 3 the model files are missing or damaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from app.errors import BoneFracError, ModelFilesError
+
+EXIT_BAD_INPUT = 2
+EXIT_BAD_MODELS = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bonefrac",
+        description="Fracture detection decision support for elbow, hand and shoulder X-rays. "
+        "Decision support, not a diagnosis.",
+    )
+    parser.add_argument("--models-dir", type=Path, default=None, help="folder with manifest.json (default: shipped)")
+    commands = parser.add_subparsers(dest="command")
+    predict = commands.add_parser("predict", help="diagnose X-ray files (PNG, JPEG, DICOM)")
+    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    predict.add_argument("--study", action="store_true", help="the files are views of one study: add a study verdict")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--heatmap", type=Path, metavar="DIR", help="write heatmap overlays as PNGs into DIR")
+    predict.add_argument("--report", type=Path, metavar="PATH", help="write a report (.pdf or .png)")
+    predict.add_argument("--note", default="", help="a note to print in the report")
+    commands.add_parser("gui", help="open the window (the default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in (None, "gui"):
+        from app.gui import run_app
+
+        return run_app(args.models_dir)
+    return predict(args)
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def predict(args: argparse.Namespace) -> int:
+    if args.heatmap is not None and not args.heatmap.is_dir():
+        try:
+            args.heatmap.mkdir(parents=True)
+        except OSError as error:
+            _fail(f"{args.heatmap}: cannot create the heatmap folder ({error.strerror})")
+            return EXIT_BAD_INPUT
+    try:
+        from app.diagnosis import Diagnoser
+
+        diagnoser = Diagnoser(args.models_dir)
+    except ModelFilesError as error:
+        _fail(str(error))
+        return EXIT_BAD_MODELS
+
+    from tqdm import tqdm
+
+    status = 0
+    results = []
+    for path in tqdm(args.files, desc="diagnosing", unit="image", disable=None if len(args.files) > 1 else True):
+        try:
+            results.append(diagnoser.diagnose_file(path))
+        except BoneFracError as error:
+            _fail(f"{path}: {error}")
+            status = EXIT_BAD_INPUT
+    study = diagnoser.aggregate_study([d for _, d in results]) if args.study and results else None
+
+    if args.json:
+        payload: list[dict] = [d.to_dict() for _, d in results]
+        if study is not None:
+            payload.append({"study": study.to_dict()})
+        print(json.dumps(payload, indent=2))
+    else:
+        print(_table(results, study))
+    if args.heatmap is not None:
+        status = max(status, _write_heatmaps(results, args.heatmap))
+    if args.report is not None and results:
+        from app.report import write_report
+
+        try:
+            write_report(args.report, results, diagnoser.manifest, study=study, note=args.note)
+        except BoneFracError as error:
+            _fail(str(error))
+            status = EXIT_BAD_INPUT
+    return status
+
+
+def _write_heatmaps(results: list, folder: Path) -> int:
+    from app.atomic import write_bytes_atomic
+    from app.diagnosis.heatmap import overlay
+
+    for xray, diagnosis in results:
+        if diagnosis.heatmap is None:
+            continue
+        buffer = io.BytesIO()
+        overlay(xray, diagnosis.heatmap).save(buffer, format="PNG")
+        try:
+            write_bytes_atomic(folder / f"{Path(diagnosis.file).stem}_heatmap.png", buffer.getvalue())
+        except OSError as error:
+            _fail(f"{folder}: cannot write heatmaps ({error.strerror})")
+            return EXIT_BAD_INPUT
+    return 0
+
+
+def _table(results: list, study) -> str:
+    rows = [("file", "body part", "verdict", "fracture p")]
+    for _, d in results:
+        probability = "-" if d.fracture_probability is None else f"{d.fracture_probability:.2f}"
+        rows.append((d.file, f"{d.part} ({d.part_confidence:.0%})", d.verdict.value, probability))
+    if study is not None:
+        probability = "-" if study.fracture_probability is None else f"{study.fracture_probability:.2f}"
+        rows.append((f"study ({len(study.views)} views)", study.part, study.verdict.value, probability))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    for _, d in results:
+        if d.unsupported_reason:
+            lines.append(f"{d.file}: not supported: {d.unsupported_reason}")
+    lines.append("Decision support, not a diagnosis.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""`Diagnoser`: X-ray in, `Diagnosis` out.
+
+Models named in the manifest are loaded once. Every distinct model file runs once per
+image; when the body-part model and the fracture models share one trunk (the shipped
+design), that is a single ResNet-50 pass giving the part, every fracture head and the
+feature map for the heatmap.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha256_of
+from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
+from app.errors import ModelFilesError
+from app.xray import XRay, read_xray, to_model_input
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def _keras():
+    """Import Keras with TensorFlow's native start-up log lines (written straight to file
+    descriptor 2, past Python) kept off the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved_stderr = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+    return keras
+
+
+class Diagnoser:
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self.manifest: ModelManifest = load_manifest(Path(models_dir or DEFAULT_MODELS_DIR))
+        keras = _keras()
+        self._models = {}
+        self._cam_weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for entry in self.manifest.entries.values():
+            if entry.file in self._models:
+                continue
+            try:
+                model = keras.models.load_model(self.manifest.path_of(entry), compile=False)
+            except Exception as error:
+                raise ModelFilesError(f"model file {entry.file} could not be loaded ({error})") from None
+            self._models[entry.file] = model
+            kernel, bias = model.get_layer("fracture").get_weights()
+            self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
+
+    @property
+    def model_version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def part_entry(self) -> ModelEntry:
+        return self.manifest.entries["body_part"]
+
+    def fracture_entry(self, part: str) -> ModelEntry:
+        return self.manifest.entries[f"fracture_{part}"]
+
+    def _run(self, xray: XRay) -> tuple[dict[str, dict[str, np.ndarray]], float, float]:
+        """Each model file once: returns outputs per file, preprocessing ms, inference ms."""
+        started = time.perf_counter()
+        inputs: dict[int, np.ndarray] = {}
+        for entry in self.manifest.entries.values():
+            if entry.input_size not in inputs:
+                inputs[entry.input_size] = to_model_input(xray, entry.input_size)[np.newaxis]
+        prepared = time.perf_counter()
+        outputs = {}
+        for entry in self.manifest.entries.values():
+            if entry.file not in outputs:
+                raw = self._models[entry.file].predict_on_batch(inputs[entry.input_size])
+                outputs[entry.file] = {name: np.asarray(value)[0] for name, value in raw.items()}
+        finished = time.perf_counter()
+        return outputs, (prepared - started) * 1000, (finished - prepared) * 1000
+
+    def diagnose(self, source: str | os.PathLike[str] | XRay, with_heatmap: bool = True) -> Diagnosis:
+        if isinstance(source, XRay):
+            return self._diagnose(source, with_heatmap, started=time.perf_counter())
+        return self.diagnose_file(source, with_heatmap)[1]
+
+    def diagnose_file(self, path: str | os.PathLike[str], with_heatmap: bool = True) -> tuple[XRay, Diagnosis]:
+        """Read a file and diagnose it; the XRay comes back too, for display and heatmaps."""
+        started = time.perf_counter()
+        xray = read_xray(path)
+        return xray, self._diagnose(xray, with_heatmap, started, file_sha256=sha256_of(Path(path)))
+
+    def _diagnose(self, xray: XRay, with_heatmap: bool, started: float, file_sha256: str = "") -> Diagnosis:
+        read_ms = (time.perf_counter() - started) * 1000
+        outputs, preprocess_ms, inference_ms = self._run(xray)
+
+        part_entry = self.part_entry
+        part_scores = outputs[part_entry.file]["part"]
+        part_probabilities = {name: float(p) for name, p in zip(part_entry.class_names, part_scores)}
+        part = max(part_probabilities, key=part_probabilities.get)
+        head_probabilities = {}
+        for name in SUPPORTED_PARTS:
+            entry = self.fracture_entry(name)
+            head_probabilities[name] = float(outputs[entry.file]["fracture"][entry.output_index])
+
+        reason = self._unsupported_reason(part, part_probabilities[part])
+        heatmap_started = time.perf_counter()
+        heatmap = None
+        if reason is None:
+            entry = self.fracture_entry(part)
+            probability = head_probabilities[part]
+            verdict = verdict_for(probability, entry.thresholds)
+            thresholds = dict(entry.thresholds)
+            if with_heatmap:
+                heatmap = self._class_activation_map(entry, outputs[entry.file]["features"])
+        else:
+            probability, verdict, thresholds = None, Verdict.UNSUPPORTED, None
+        heatmap_ms = (time.perf_counter() - heatmap_started) * 1000
+        total_ms = (time.perf_counter() - started) * 1000
+        return Diagnosis(
+            file=xray.source_name,
+            part=part,
+            part_probabilities=part_probabilities,
+            verdict=verdict,
+            fracture_probability=probability,
+            thresholds=thresholds,
+            unsupported_reason=reason,
+            model_version=self.model_version,
+            timings_ms={
+                "read": read_ms,
+                "preprocess": preprocess_ms,
+                "inference": inference_ms,
+                "heatmap": heatmap_ms,
+                "total": total_ms,
+            },
+            file_sha256=file_sha256,
+            head_probabilities=head_probabilities,
+            heatmap=heatmap,
+            notes=xray.notes,
+        )
+
+    def _unsupported_reason(self, part: str, confidence: float) -> str | None:
+        if part not in SUPPORTED_PARTS:
+            return f"the image does not look like an elbow, hand or shoulder X-ray (body part: {part})"
+        minimum = self.part_entry.min_confidence or 0.0
+        if confidence < minimum:
+            return f"the body part is unclear ({part} at {confidence:.0%}, below the {minimum:.0%} needed)"
+        return None
+
+    def _class_activation_map(self, entry: ModelEntry, features: np.ndarray) -> np.ndarray:
+        """Exact CAM: the fracture head is linear on pooled features, so its logit map is the
+        feature map times that head's weights. Scaled to [0, 1] for display."""
+        kernel, bias = self._cam_weights[entry.file]
+        logits = features @ kernel[:, entry.output_index] + bias[entry.output_index]
+        low, high = float(logits.min()), float(logits.max())
+        if high - low < 1e-9:
+            return np.zeros_like(logits, dtype=np.float32)
+        return ((logits - low) / (high - low)).astype(np.float32)
+
+    def diagnose_study(self, sources: Sequence[str | os.PathLike[str] | XRay]) -> StudyDiagnosis:
+        return self.aggregate_study([self.diagnose(source) for source in sources])
+
+    def aggregate_study(self, views: Sequence[Diagnosis]) -> StudyDiagnosis:
+        """Study part from the mean part probabilities; study fracture probability is the
+        mean of that part's fracture head over all views."""
+        if not views:
+            raise ValueError("a study needs at least one image")
+        names = list(views[0].part_probabilities)
+        mean_parts = {name: float(np.mean([v.part_probabilities[name] for v in views])) for name in names}
+        part = max(mean_parts, key=mean_parts.get)
+        reason = self._unsupported_reason(part, mean_parts[part])
+        if reason is None:
+            probability = float(np.mean([v.head_probabilities[part] for v in views]))
+            thresholds = dict(self.fracture_entry(part).thresholds)
+            verdict = verdict_for(probability, thresholds)
+        else:
+            probability, thresholds, verdict = None, None, Verdict.UNSUPPORTED
+        return StudyDiagnosis(
+            views=tuple(views),
+            part=part,
+            part_probabilities=mean_parts,
+            verdict=verdict,
+            fracture_probability=probability,
+            thresholds=thresholds,
+            unsupported_reason=reason,
+            model_version=self.model_version,
+        )

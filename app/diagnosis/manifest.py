@@ -1,0 +1,101 @@
+"""`models/manifest.json`: which model files the app loads, and what is known about them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.atomic import write_text_atomic
+from app.errors import ModelFilesError
+
+MANIFEST_NAME = "manifest.json"
+MODEL_NAMES = ("body_part", "fracture_elbow", "fracture_hand", "fracture_shoulder")
+RESTORE_HINT = "restore the models folder from the release (git checkout -- models) or retrain with bonefrac-train"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    file: str
+    sha256: str
+    input_size: int
+    output: str  # "part" or "fracture"
+    output_index: int | None
+    class_names: tuple[str, ...]
+    thresholds: dict[str, float]
+    min_confidence: float | None
+    info: dict[str, Any]  # everything else: metrics, training data, ...
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    directory: Path
+    version: str
+    entries: dict[str, ModelEntry]
+    raw: dict[str, Any]
+
+    def path_of(self, entry: ModelEntry) -> Path:
+        return self.directory / entry.file
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(directory: Path, verify: bool = True) -> ModelManifest:
+    """Read and check the manifest; with `verify`, check every model file's sha256.
+    Raises ModelFilesError naming the file that is wrong and how to restore it."""
+    manifest_path = directory / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise ModelFilesError(f"no model manifest at {manifest_path}; {RESTORE_HINT}")
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        entries = {name: _entry(name, raw["models"][name]) for name in MODEL_NAMES}
+        version = str(raw["model_version"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ModelFilesError(f"the model manifest {manifest_path} is damaged ({error}); {RESTORE_HINT}") from None
+    manifest = ModelManifest(directory=directory, version=version, entries=entries, raw=raw)
+    if verify:
+        actual: dict[str, str] = {}  # each file hashed once, every entry checked against it
+        for entry in entries.values():
+            if entry.file not in actual:
+                actual[entry.file] = _hash_existing(manifest.path_of(entry))
+            if actual[entry.file] != entry.sha256:
+                raise ModelFilesError(
+                    f"model file {entry.file} does not match the manifest entry {entry.name} "
+                    f"(damaged or replaced); {RESTORE_HINT}"
+                )
+    return manifest
+
+
+def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
+    known = {"file", "sha256", "input_size", "output", "output_index", "class_names", "thresholds", "min_confidence"}
+    return ModelEntry(
+        name=name,
+        file=str(data["file"]),
+        sha256=str(data["sha256"]),
+        input_size=int(data["input_size"]),
+        output=str(data["output"]),
+        output_index=None if data.get("output_index") is None else int(data["output_index"]),
+        class_names=tuple(data["class_names"]),
+        thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
+        min_confidence=None if data.get("min_confidence") is None else float(data["min_confidence"]),
+        info={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def _hash_existing(path: Path) -> str:
+    if not path.is_file():
+        raise ModelFilesError(f"model file {path.name} is missing from {path.parent}; {RESTORE_HINT}")
+    return sha256_of(path)
+
+
+def write_manifest(directory: Path, raw: dict[str, Any]) -> None:
+    write_text_atomic(directory / MANIFEST_NAME, json.dumps(raw, indent=2) + "\n")

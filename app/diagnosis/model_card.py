@@ -1,0 +1,44 @@
+"""Short, honest sentences about a model, read from the manifest (never typed by hand)."""
+
+from __future__ import annotations
+
+from app.diagnosis.manifest import ModelManifest
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def part_model_summary(manifest: ModelManifest) -> str:
+    metrics = manifest.entries["body_part"].info.get("metrics", {})
+    return (
+        f"Body-part model: accuracy {_percent(metrics.get('accuracy'))} on {metrics.get('images', 'n/a')} "
+        f"held-out test images (elbow, hand, shoulder, other)."
+    )
+
+
+def fracture_model_summary(manifest: ModelManifest, part: str) -> str:
+    entry = manifest.entries[f"fracture_{part}"]
+    metrics = entry.info.get("metrics", {})
+    rule_out = metrics.get("at_sensitive", {})
+    rule_in = metrics.get("at_specific", {})
+    auroc = metrics.get("auroc")
+    return (
+        f"{part.capitalize()} fracture model, measured on {metrics.get('images', 'n/a')} held-out test images: "
+        f"AUROC {'n/a' if auroc is None else f'{auroc:.2f}'}; "
+        f"sensitivity {_percent(rule_out.get('sensitivity'))} at the rule-out threshold "
+        f"{entry.thresholds.get('sensitive', float('nan')):.2f}; "
+        f"specificity {_percent(rule_in.get('specificity'))} at the rule-in threshold "
+        f"{entry.thresholds.get('specific', float('nan')):.2f}."
+    )
+
+
+def training_data_summary(manifest: ModelManifest) -> str:
+    trained = manifest.entries["body_part"].info.get("trained_with", {})
+    data = trained.get("data", {})
+    sources = sorted({row["source"] for row in data.get("by_split_source_part_fractured", [])})
+    return (
+        f"Trained from scratch ({trained.get('init', 'n/a')} initialisation) at {trained.get('input_size', '?')} px "
+        f"on {trained.get('train_images', 'n/a')} public radiographs ({', '.join(sources) or 'n/a'}); "
+        "labels come from the public datasets, not from clinical review."
+    )

@@ -1,0 +1,102 @@
+"""`Diagnosis` and `StudyDiagnosis`: plain values that the GUI, the report, the history and
+the CLI all render. None of them recomputes anything."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+SUPPORTED_PARTS = ("elbow", "hand", "shoulder")
+NOTICE = "Decision support, not a diagnosis. A clinician must review every image."
+
+
+class Verdict(StrEnum):
+    FRACTURED = "fractured"
+    NORMAL = "normal"
+    UNCERTAIN = "uncertain"
+    UNSUPPORTED = "unsupported"
+
+
+def verdict_for(probability: float, thresholds: Mapping[str, float]) -> Verdict:
+    """At or above the high-specificity threshold: fractured; below the high-sensitivity
+    threshold: normal; between them: uncertain."""
+    if probability >= thresholds["specific"]:
+        return Verdict.FRACTURED
+    if probability < thresholds["sensitive"]:
+        return Verdict.NORMAL
+    return Verdict.UNCERTAIN
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnosis:
+    file: str  # the source file's name (no folders: paths can hold patient names)
+    part: str  # most likely body part: elbow | hand | shoulder | other
+    part_probabilities: Mapping[str, float]
+    verdict: Verdict
+    fracture_probability: float | None  # None when unsupported
+    thresholds: Mapping[str, float] | None  # the routed model's operating points
+    unsupported_reason: str | None
+    model_version: str
+    timings_ms: Mapping[str, float]
+    file_sha256: str = ""
+    # Raw output of every part's fracture head, so a study can be aggregated without rerunning.
+    head_probabilities: Mapping[str, float] = field(default_factory=dict)
+    # Class activation map over the letterboxed square model input, values in [0, 1].
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def part_confidence(self) -> float:
+        return float(self.part_probabilities[self.part])
+
+    @property
+    def supported(self) -> bool:
+        return self.verdict is not Verdict.UNSUPPORTED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "part": self.part,
+            "part_confidence": round(self.part_confidence, 4),
+            "part_probabilities": {k: round(v, 4) for k, v in self.part_probabilities.items()},
+            "fracture_probability": None if self.fracture_probability is None else round(self.fracture_probability, 4),
+            "verdict": self.verdict.value,
+            "unsupported_reason": self.unsupported_reason,
+            "thresholds": None if self.thresholds is None else dict(self.thresholds),
+            "model_version": self.model_version,
+            "file_sha256": self.file_sha256,
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class StudyDiagnosis:
+    """Several views of one study: each view's diagnosis and one study-level verdict from the
+    mean fracture probability over the views (as the MURA paper does)."""
+
+    views: tuple[Diagnosis, ...]
+    part: str
+    part_probabilities: Mapping[str, float]
+    verdict: Verdict
+    fracture_probability: float | None
+    thresholds: Mapping[str, float] | None
+    unsupported_reason: str | None
+    model_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "views": len(self.views),
+            "files": [view.file for view in self.views],
+            "part": self.part,
+            "part_probabilities": {k: round(v, 4) for k, v in self.part_probabilities.items()},
+            "fracture_probability": None if self.fracture_probability is None else round(self.fracture_probability, 4),
+            "verdict": self.verdict.value,
+            "unsupported_reason": self.unsupported_reason,
+            "thresholds": None if self.thresholds is None else dict(self.thresholds),
+            "model_version": self.model_version,
+        }

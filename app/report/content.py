@@ -1,0 +1,96 @@
+"""What a report says, independent of how it is drawn (PDF or PNG)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from PIL import Image
+
+from app import __version__
+from app.diagnosis.heatmap import overlay
+from app.diagnosis.manifest import ModelManifest
+from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
+from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
+from app.xray import XRay
+
+VERDICT_LABELS = {
+    Verdict.FRACTURED: "Fractured",
+    Verdict.NORMAL: "Normal",
+    Verdict.UNCERTAIN: "Uncertain",
+    Verdict.UNSUPPORTED: "Not supported",
+}
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    heading: str
+    lines: tuple[str, ...]
+    images: tuple[tuple[str, Image.Image], ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    title: str
+    header_lines: tuple[str, ...]
+    sections: tuple[ReportSection, ...]
+    notice: str
+
+
+def verdict_line(verdict: Verdict, probability: float | None, reason: str | None) -> str:
+    if verdict is Verdict.UNSUPPORTED:
+        return f"Verdict: {VERDICT_LABELS[verdict]} - {reason}"
+    return f"Verdict: {VERDICT_LABELS[verdict]} (fracture probability {probability:.2f})"
+
+
+def threshold_line(thresholds: dict[str, float] | None) -> str | None:
+    if not thresholds:
+        return None
+    return (
+        f"Thresholds: normal below {thresholds['sensitive']:.2f}, fractured at or above "
+        f"{thresholds['specific']:.2f}, uncertain between."
+    )
+
+
+def build_content(
+    views: list[tuple[XRay, Diagnosis]],
+    manifest: ModelManifest,
+    study: StudyDiagnosis | None = None,
+    note: str = "",
+    created: dt.datetime | None = None,
+) -> ReportContent:
+    created = created or dt.datetime.now().astimezone()
+    header = [
+        f"Created {created:%Y-%m-%d %H:%M %Z}".strip(),
+        f"bonefrac {__version__}, model version {manifest.version}",
+    ]
+    if note.strip():
+        header.append(f"Note: {note.strip()}")
+    sections = []
+    if study is not None and len(views) > 1:
+        lines = [
+            f"Study of {len(study.views)} views. Body part: {study.part} "
+            f"({study.part_probabilities[study.part]:.0%} mean confidence)",
+            verdict_line(study.verdict, study.fracture_probability, study.unsupported_reason),
+        ]
+        if (line := threshold_line(study.thresholds)) is not None:
+            lines.append(line)
+        sections.append(ReportSection("Study result (mean over views)", tuple(lines)))
+    for xray, diagnosis in views:
+        lines = [
+            f"File: {diagnosis.file}",
+            f"Body part: {diagnosis.part} ({diagnosis.part_confidence:.0%} confidence)",
+            verdict_line(diagnosis.verdict, diagnosis.fracture_probability, diagnosis.unsupported_reason),
+        ]
+        if (line := threshold_line(diagnosis.thresholds)) is not None:
+            lines.append(line)
+        lines.append(part_model_summary(manifest))
+        if diagnosis.supported:
+            lines.append(fracture_model_summary(manifest, diagnosis.part))
+        lines.extend(f"Reader note: {n}" for n in diagnosis.notes)
+        images = [("X-ray", Image.fromarray(xray.as_uint8(), mode="L").convert("RGB"))]
+        if diagnosis.heatmap is not None:
+            images.append(("Where the model looked (heatmap)", overlay(xray, diagnosis.heatmap)))
+        sections.append(ReportSection(f"View: {diagnosis.file}", tuple(lines), tuple(images)))
+    sections.append(ReportSection("About the models", (training_data_summary(manifest),)))
+    return ReportContent("Fracture detection report", tuple(header), tuple(sections), NOTICE)

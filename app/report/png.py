@@ -1,0 +1,74 @@
+"""Draw a `ReportContent` as one PNG page (A4 proportions at 150 dpi, longer if needed)."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFont
+
+from app.report.content import ReportContent
+from app.report.fonts import BOLD_FONT, REGULAR_FONT
+
+PAGE_WIDTH = 1240
+PAGE_MIN_HEIGHT = 1754
+MARGIN = 70
+IMAGE_MAX_HEIGHT = 500
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    lines, current = [], ""
+    for word in text.split():
+        trial = f"{current} {word}".strip()
+        if font.getlength(trial) <= width or not current:
+            current = trial
+        else:
+            lines.append(current)
+            current = word
+    return lines + ([current] if current else [])
+
+
+def render_png(content: ReportContent) -> bytes:
+    title_font = ImageFont.truetype(str(BOLD_FONT), 34)
+    heading_font = ImageFont.truetype(str(BOLD_FONT), 24)
+    body_font = ImageFont.truetype(str(REGULAR_FONT), 20)
+    small_font = ImageFont.truetype(str(REGULAR_FONT), 17)
+    text_width = PAGE_WIDTH - 2 * MARGIN
+    page = Image.new("RGB", (PAGE_WIDTH, 6000), "white")
+    draw = ImageDraw.Draw(page)
+    y = MARGIN
+
+    def text(line: str, font: ImageFont.FreeTypeFont, spacing: int = 8) -> None:
+        nonlocal y
+        for wrapped in _wrap(line, font, text_width):
+            draw.text((MARGIN, y), wrapped, font=font, fill="black")
+            y += font.size + spacing
+
+    text(content.title, title_font, 16)
+    notice_lines = _wrap(content.notice, heading_font, text_width - 24)
+    box_height = len(notice_lines) * 32 + 20
+    draw.rectangle((MARGIN, y, PAGE_WIDTH - MARGIN, y + box_height), fill=(255, 243, 205), outline="black")
+    for index, line in enumerate(notice_lines):
+        draw.text((MARGIN + 12, y + 10 + index * 32), line, font=heading_font, fill="black")
+    y += box_height + 16
+    for line in content.header_lines:
+        text(line, small_font, 6)
+    for section in content.sections:
+        y += 18
+        text(section.heading, heading_font, 10)
+        for line in section.lines:
+            text(line, body_font)
+        if section.images:
+            slot = (text_width - 20 * (len(section.images) - 1)) // len(section.images)
+            tallest = 0
+            for index, (caption, image) in enumerate(section.images):
+                scale = min(slot / image.width, IMAGE_MAX_HEIGHT / image.height)
+                shown = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))))
+                left = MARGIN + index * (slot + 20)
+                page.paste(shown, (left, y + 8))
+                draw.text((left, y + 14 + shown.height), caption, font=small_font, fill="black")
+                tallest = max(tallest, shown.height)
+            y += tallest + 50
+    page = page.crop((0, 0, PAGE_WIDTH, max(PAGE_MIN_HEIGHT, y + MARGIN)))
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,72 @@
+"""DICOM radiographs: modality LUT, then VOI LUT (or window), then MONOCHROME1 inversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from app.errors import XRayReadError
+from app.xray.image import XRay
+from app.xray.reader import MAX_PIXELS, MIN_SIDE, _limit_size
+
+# Non-identifying attributes worth keeping. Patient identifiers are deliberately absent.
+_KEPT_ATTRIBUTES = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate", "PhotometricInterpretation")
+
+
+def read_dicom(file_path: Path) -> XRay:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        dataset = pydicom.dcmread(file_path)
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as error:
+        raise XRayReadError(f"the DICOM file is damaged ({error})") from None
+    if "PixelData" not in dataset:
+        raise XRayReadError("the DICOM file holds no image (no pixel data)")
+    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    if rows * columns > MAX_PIXELS:
+        raise XRayReadError(f"the image is too large to open safely ({columns}x{rows} pixels)")
+    if min(rows, columns) < MIN_SIDE:
+        raise XRayReadError(f"the image is too small to be an X-ray ({columns}x{rows} pixels)")
+
+    notes: list[str] = []
+    try:
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        pixels = dataset.pixel_array if frames == 1 else dataset.pixel_array[0]
+    except (NotImplementedError, RuntimeError) as error:
+        syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", "this compression")
+        raise XRayReadError(
+            f"the DICOM image is compressed with {name}; install the decoders with "
+            f"'pip install bonefrac[dicom-codecs]' ({error})"
+        ) from None
+    except (ValueError, AttributeError, KeyError) as error:
+        raise XRayReadError(f"the DICOM pixel data is damaged ({error})") from None
+    if frames > 1:
+        notes.append(f"the file holds {frames} frames; the first was used")
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if pixels.ndim == 3:  # colour DICOM (e.g. a secondary capture): luma
+        pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        photometric = "MONOCHROME2"
+    values = apply_modality_lut(pixels, dataset)
+    values = apply_voi_lut(values, dataset, index=0)
+    values = np.asarray(values, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    if photometric == "MONOCHROME1":
+        scaled = 1.0 - scaled  # MONOCHROME1 stores bone dark; we want bone bright
+    metadata = {"format": "DICOM"}
+    for attribute in _KEPT_ATTRIBUTES:
+        value = dataset.get(attribute)
+        if value not in (None, ""):
+            metadata[attribute] = str(value)
+    return XRay(
+        pixels=_limit_size(scaled.astype(np.float32)),
+        source_name=file_path.name,
+        file_format="DICOM",
+        original_size=(columns, rows),
+        metadata=metadata,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,136 @@
+"""Read an image file into an `XRay`. The one reader of pixels, for the app and for training.
+
+Files are decoded by content, not by extension. DICOM files (recognised by their
+"DICM" preamble) go to `app.xray.dicom`; everything else goes through Pillow.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.errors import XRayReadError
+from app.xray.image import XRay
+
+MAX_SIDE = 2048  # pixels kept per side: far above what the models and the screen use
+MIN_SIDE = 32  # anything smaller cannot be a radiograph
+MAX_PIXELS = 250_000_000  # refuse larger files before decoding them (decompression bombs)
+
+_DICOM_MAGIC_OFFSET = 128
+
+
+def read_xray(path: str | os.PathLike[str]) -> XRay:
+    """Read `path` (PNG, JPEG, GIF, BMP, TIFF, DICOM) as a normalised grayscale X-ray.
+
+    Raises `XRayReadError` with a message in the user's terms when the file cannot be used.
+    """
+    file_path = Path(path)
+    _check_readable(file_path)
+    if _looks_like_dicom(file_path):
+        from app.xray.dicom import read_dicom  # pydicom is only imported when needed
+
+        return read_dicom(file_path)
+    return _read_with_pillow(file_path)
+
+
+def _check_readable(file_path: Path) -> None:
+    if not file_path.exists():
+        raise XRayReadError("file not found")
+    if file_path.is_dir():
+        raise XRayReadError("this is a folder, not an image file")
+    if not os.access(file_path, os.R_OK):
+        raise XRayReadError("the file cannot be read (permission denied)")
+    if file_path.stat().st_size == 0:
+        raise XRayReadError("the file is empty")
+
+
+def _looks_like_dicom(file_path: Path) -> bool:
+    try:
+        with file_path.open("rb") as handle:
+            handle.seek(_DICOM_MAGIC_OFFSET)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _read_with_pillow(file_path: Path) -> XRay:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(file_path)
+    except UnidentifiedImageError:
+        raise XRayReadError("not an image file that can be read (expected PNG, JPEG or DICOM)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise XRayReadError("the image is too large to open safely") from None
+    except OSError as error:
+        raise XRayReadError(f"the file could not be opened ({error})") from None
+
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise XRayReadError(f"the image is too large to open safely ({width}x{height} pixels)")
+        if min(width, height) < MIN_SIDE:
+            raise XRayReadError(f"the image is too small to be an X-ray ({width}x{height} pixels)")
+        notes: list[str] = []
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            notes.append(f"the file holds {frames} frames; the first was used")
+        file_format = image.format or "unknown"
+        source_mode = image.mode
+        if file_format == "JPEG":
+            # Let libjpeg decode at a reduced scale: a 200-megapixel scan never fills memory.
+            image.draft(image.mode, (MAX_SIDE, MAX_SIDE))
+        try:
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            pixels = _to_gray_float(upright)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise XRayReadError(f"the image data is damaged or truncated ({error})") from None
+
+    pixels = _limit_size(pixels)
+    return XRay(
+        pixels=pixels,
+        source_name=file_path.name,
+        file_format=file_format,
+        original_size=(width, height),
+        metadata={"format": file_format, "mode": source_mode},
+        notes=tuple(notes),
+    )
+
+
+def _to_gray_float(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 grayscale in [0, 1]. Transparency is laid over black,
+    the background of a radiograph."""
+    mode = image.mode
+    if mode.startswith("I;16"):
+        return np.asarray(image, dtype=np.float32) / 65535.0
+    if mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() <= 65535 else float(values.max())
+        return (np.clip(values, 0, None) / top).astype(np.float32)
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        low, high = float(values.min()), float(values.max())
+        return (values - low) / (high - low) if high > low else np.zeros_like(values)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba)
+    elif mode not in ("L", "RGB"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, palette, 1-bit
+    gray = image.convert("L")
+    return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+def _limit_size(pixels: np.ndarray) -> np.ndarray:
+    height, width = pixels.shape
+    scale = MAX_SIDE / max(height, width)
+    if scale >= 1.0:
+        return np.ascontiguousarray(pixels, dtype=np.float32)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = Image.fromarray(pixels.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
+    return np.asarray(resized, dtype=np.float32)

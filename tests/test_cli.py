@@ -1,0 +1,151 @@
+"""`bonefrac predict` end to end: real models, real files, every error path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from app.cli import main
+from tests.conftest import MODELS_DIR, REPO
+
+REQUIRED_KEYS = {"file", "part", "part_probabilities", "fracture_probability", "verdict", "model_version"}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """A real process, as a user runs it, so exit status and stderr are exactly theirs."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--models-dir", str(MODELS_DIR), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_json_output_and_study(xray_paths):
+    files = [str(xray_paths["elbow_0"]), str(xray_paths["elbow_1"])]
+    result = run_cli("predict", *files, "--study", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    payload = json.loads(result.stdout)
+    assert len(payload) == 3
+    for item, path in zip(payload[:2], files):
+        assert set(item) >= REQUIRED_KEYS
+        assert item["file"] == os.path.basename(path)
+        assert set(item["part_probabilities"]) == {"elbow", "hand", "shoulder", "other"}
+        assert item["verdict"] in {"fractured", "normal", "uncertain", "unsupported"}
+        assert (item["fracture_probability"] is None) == (item["verdict"] == "unsupported")
+    study = payload[2]["study"]
+    assert study["views"] == 2 and study["verdict"] in {"fractured", "normal", "uncertain", "unsupported"}
+
+
+def test_bad_file_gives_one_line_and_the_rest_still_runs(xray_paths, tmp_path):
+    bad = tmp_path / "not_an_xray.png"
+    bad.write_text("hello")
+    result = run_cli("predict", str(bad), str(xray_paths["hand_0"]), "--json")
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert error_lines == [f"error: {bad}: not an image file that can be read (expected PNG, JPEG or DICOM)"]
+    payload = json.loads(result.stdout)
+    assert [item["file"] for item in payload] == [xray_paths["hand_0"].name]
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "truncated"])
+def test_each_bad_input_exits_2_with_one_line(case, tmp_path, xray_paths, capsys):
+    path = tmp_path / f"{case}.jpg"
+    if case == "directory":
+        path.mkdir()
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "truncated":
+        data = xray_paths["hand_1"].read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    status = main(["--models-dir", str(MODELS_DIR), "predict", str(path)])
+    captured = capsys.readouterr()
+    assert status == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: ")
+
+
+def test_table_output_names_each_file(xray_paths, capsys):
+    status = main(["--models-dir", str(MODELS_DIR), "predict", str(xray_paths["shoulder_1"])])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert xray_paths["shoulder_1"].name in out
+    assert "Decision support, not a diagnosis." in out
+
+
+def test_heatmaps_are_written_for_supported_images(xray_paths, tmp_path, capsys):
+    files = [str(xray_paths[k]) for k in ("elbow_1", "hand_1", "shoulder_1")]
+    status = main(["--models-dir", str(MODELS_DIR), "predict", *files, "--json", "--heatmap", str(tmp_path / "maps")])
+    assert status == 0
+    payload = json.loads(capsys.readouterr().out)
+    for item, path in zip(payload, files):
+        written = tmp_path / "maps" / f"{os.path.splitext(os.path.basename(path))[0]}_heatmap.png"
+        assert written.exists() == (item["verdict"] != "unsupported")
+        if written.exists():
+            with Image.open(written) as image, Image.open(path) as original:
+                assert image.size == original.size and image.mode == "RGB"
+
+
+def test_pdf_report_reads_back(xray_paths, tmp_path, capsys):
+    report = tmp_path / "report.pdf"
+    status = main(
+        ["--models-dir", str(MODELS_DIR), "predict", str(xray_paths["hand_1"]), "--json", "--report", str(report)]
+    )
+    item = json.loads(capsys.readouterr().out)[0]
+    assert status == 0
+    text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
+    assert f"Body part: {item['part']}" in text
+    verdict_word = {"unsupported": "Not supported"}.get(item["verdict"], item["verdict"].capitalize())
+    assert f"Verdict: {verdict_word}" in text
+    assert item["model_version"] in text
+    assert "Decision support, not a diagnosis" in text
+    assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
+
+
+def test_png_report(xray_paths, tmp_path):
+    report = tmp_path / "report.png"
+    assert main(["--models-dir", str(MODELS_DIR), "predict", str(xray_paths["hand_0"]), "--report", str(report)]) == 0
+    with Image.open(report) as image:
+        assert image.format == "PNG" and image.width == 1240 and image.height >= 1754
+
+
+@pytest.mark.parametrize("name", ["report.docx", "no_such_folder/report.pdf"])
+def test_bad_report_path_is_one_line_error(name, xray_paths, tmp_path, capsys):
+    status = main(
+        ["--models-dir", str(MODELS_DIR), "predict", str(xray_paths["hand_0"]), "--report", str(tmp_path / name)]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith("error: ")
+    assert not (tmp_path / name).exists()
+
+
+def test_unusable_heatmap_folder(xray_paths, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    status = main(
+        ["--models-dir", str(MODELS_DIR), "predict", str(xray_paths["hand_0"]), "--heatmap", str(blocker / "sub")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "heatmap folder" in err[0]
+
+
+def test_broken_models_exit_3_with_one_line(tmp_path, xray_paths):
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "--models-dir", str(tmp_path), "predict", str(xray_paths["hand_0"])],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no model manifest")

@@ -1,0 +1,125 @@
+"""The engine on the shipped models and real X-rays."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from app.diagnosis import Diagnoser, Verdict
+from app.diagnosis.manifest import MODEL_NAMES, load_manifest, sha256_of
+from app.diagnosis.value import SUPPORTED_PARTS, verdict_for
+from app.errors import ModelFilesError
+from app.xray import read_xray
+from tests.conftest import MODELS_DIR
+
+
+def test_manifest_describes_every_model_with_measured_figures():
+    manifest = load_manifest(MODELS_DIR)
+    assert set(manifest.entries) == set(MODEL_NAMES)
+    part = manifest.entries["body_part"]
+    assert part.class_names == ("elbow", "hand", "shoulder", "other")
+    assert 0.0 < part.min_confidence < 1.0
+    assert part.info["metrics"]["split"] == "test"
+    for name in SUPPORTED_PARTS:
+        entry = manifest.entries[f"fracture_{name}"]
+        assert 0.0 <= entry.thresholds["sensitive"] <= entry.thresholds["specific"] <= 1.0
+        assert entry.info["metrics"]["images"] > 0
+        assert entry.info["metrics"]["auroc"] is not None
+        assert sha256_of(manifest.path_of(entry)) == entry.sha256
+
+
+def test_diagnosis_is_consistent_with_the_models_output(diagnoser, xray_paths):
+    diagnosis = diagnoser.diagnose(xray_paths["hand_1"])
+    assert set(diagnosis.part_probabilities) == {"elbow", "hand", "shoulder", "other"}
+    assert sum(diagnosis.part_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert diagnosis.part == max(diagnosis.part_probabilities, key=diagnosis.part_probabilities.get)
+    assert diagnosis.model_version == diagnoser.manifest.version
+    assert diagnosis.timings_ms["total"] >= diagnosis.timings_ms["inference"] > 0
+    if diagnosis.supported:
+        entry = diagnoser.fracture_entry(diagnosis.part)
+        assert diagnosis.fracture_probability == diagnosis.head_probabilities[diagnosis.part]
+        assert diagnosis.verdict == verdict_for(diagnosis.fracture_probability, entry.thresholds)
+        assert diagnosis.heatmap is not None and 0.0 <= diagnosis.heatmap.min() <= diagnosis.heatmap.max() <= 1.0
+    else:
+        assert diagnosis.fracture_probability is None and diagnosis.unsupported_reason
+
+
+def test_same_image_gives_the_same_answer(diagnoser, xray_paths):
+    first = diagnoser.diagnose(xray_paths["shoulder_0"])
+    second = diagnoser.diagnose(read_xray(xray_paths["shoulder_0"]))
+    assert first.part_probabilities == pytest.approx(second.part_probabilities, abs=1e-5)
+    assert first.head_probabilities == pytest.approx(second.head_probabilities, abs=1e-5)
+
+
+def test_unsupported_images_get_no_fracture_verdict(diagnoser, data_rows):
+    """Real images of other body parts: whatever the model says, an image routed to
+    'other' or below the confidence cut must come back without a fracture verdict."""
+    from tests.conftest import DATA_DIR
+
+    others = [DATA_DIR / r["path"] for r in data_rows if r["part"] == "other" and r["split"] == "val"][:12]
+    diagnoses = [diagnoser.diagnose(path, with_heatmap=False) for path in others]
+    minimum = diagnoser.part_entry.min_confidence
+    for diagnosis in diagnoses:
+        routed = diagnosis.part in SUPPORTED_PARTS and diagnosis.part_confidence >= minimum
+        assert diagnosis.supported == routed
+        if not routed:
+            assert diagnosis.verdict is Verdict.UNSUPPORTED and diagnosis.fracture_probability is None
+
+
+def test_study_verdict_is_the_mean_over_views(diagnoser, xray_paths):
+    views = [diagnoser.diagnose(xray_paths[key]) for key in ("elbow_0", "elbow_1")]
+    study = diagnoser.aggregate_study(views)
+    mean_parts = {k: np.mean([v.part_probabilities[k] for v in views]) for k in views[0].part_probabilities}
+    assert study.part == max(mean_parts, key=mean_parts.get)
+    if study.verdict is not Verdict.UNSUPPORTED:
+        expected = np.mean([v.head_probabilities[study.part] for v in views])
+        assert study.fracture_probability == pytest.approx(expected)
+        assert study.verdict == verdict_for(study.fracture_probability, study.thresholds)
+
+
+def _models_copy(tmp_path):
+    """A models folder whose manifest we may edit, with the real model files linked in."""
+    target = tmp_path / "models"
+    target.mkdir()
+    for item in MODELS_DIR.iterdir():
+        if item.suffix == ".keras":
+            (target / item.name).symlink_to(item)
+    shutil.copy(MODELS_DIR / "manifest.json", target / "manifest.json")
+    return target
+
+
+def test_wrong_checksum_is_refused_naming_the_file(tmp_path):
+    models = _models_copy(tmp_path)
+    raw = json.loads((models / "manifest.json").read_text())
+    raw["models"]["fracture_hand"]["sha256"] = "0" * 64
+    (models / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelFilesError, match=raw["models"]["fracture_hand"]["file"]):
+        Diagnoser(models)
+
+
+def test_missing_model_file_is_refused(tmp_path):
+    models = _models_copy(tmp_path)
+    for link in models.glob("*.keras"):
+        link.unlink()
+    with pytest.raises(ModelFilesError, match="missing"):
+        Diagnoser(models)
+
+
+def test_truncated_model_file_is_refused(tmp_path):
+    models = _models_copy(tmp_path)
+    for link in models.glob("*.keras"):
+        data = link.read_bytes()
+        link.unlink()
+        link.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ModelFilesError, match="does not match"):
+        Diagnoser(models)
+
+
+def test_damaged_manifest_is_refused(tmp_path):
+    models = _models_copy(tmp_path)
+    (models / "manifest.json").write_text("{ not json")
+    with pytest.raises(ModelFilesError, match="damaged"):
+        Diagnoser(models)

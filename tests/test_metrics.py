@@ -1,0 +1,55 @@
+"""Evaluation figures on small labelled arrays whose answers can be counted by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.metrics import (
+    binary_metrics,
+    min_confidence_for_accuracy,
+    operating_thresholds,
+    study_level,
+    verdict_counts,
+)
+
+LABELS = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+SCORES = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.4, 0.2, 0.1, 0.1, 0.05])
+
+
+def test_binary_metrics_count_by_hand():
+    metrics = binary_metrics(LABELS, SCORES, 0.5)
+    # predicted positive: 0.9, 0.8, 0.6 (true) and 0.7 (false)
+    assert (metrics["tp"], metrics["fp"], metrics["tn"], metrics["fn"]) == (3, 1, 5, 1)
+    assert metrics["sensitivity"] == pytest.approx(0.75)
+    assert metrics["specificity"] == pytest.approx(5 / 6, abs=1e-4)
+    assert metrics["precision"] == pytest.approx(0.75)
+    assert metrics["accuracy"] == pytest.approx(0.8)
+    # kappa: po = 0.8, pe = 0.4*0.4 + 0.6*0.6 = 0.52
+    assert metrics["cohen_kappa"] == pytest.approx((0.8 - 0.52) / 0.48, abs=1e-4)
+
+
+def test_operating_thresholds_reach_their_targets():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 200)
+    scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.15), 0, 1)
+    thresholds = operating_thresholds(labels, scores)
+    assert thresholds["sensitive"] < thresholds["specific"]
+    assert binary_metrics(labels, scores, thresholds["sensitive"])["sensitivity"] >= 0.90
+    assert binary_metrics(labels, scores, thresholds["specific"])["specificity"] >= 0.90
+    counts = verdict_counts(scores, thresholds)
+    assert sum(counts.values()) == len(scores) and counts["uncertain"] > 0
+
+
+def test_study_level_is_the_mean_over_views():
+    labels, scores = study_level(["a", "a", "b"], np.array([0, 1, 0]), np.array([0.2, 0.6, 0.1]))
+    assert labels.tolist() == [1, 0]
+    assert scores.tolist() == pytest.approx([0.4, 0.1])
+
+
+def test_min_confidence_refuses_unsure_parts():
+    names = ("elbow", "hand", "shoulder", "other")
+    probabilities = np.array([[0.97, 0.01, 0.01, 0.01]] * 19 + [[0.45, 0.40, 0.1, 0.05]])
+    truth = ["elbow"] * 19 + ["hand"]
+    assert min_confidence_for_accuracy(truth, probabilities, names) <= 0.46
+    assert min_confidence_for_accuracy(truth, probabilities, names, target=1.0) > 0.45

@@ -1,0 +1,180 @@
+"""The training package on a few real X-rays: data layouts, splits, a tiny real model
+trained and published, resumed, and a per-part model replacing one manifest entry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from app.diagnosis import Diagnoser
+from app.diagnosis.manifest import MODEL_NAMES, load_manifest
+from tests.conftest import DATA_DIR, REPO
+from training.cli import main as train_main
+from training.data import load_samples, split_for_group
+
+TINY = ["--limit", "24", "--input-size", "64", "--batch-size", "8", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """A real ResNet-50, trained one epoch on 24 real images per split, published."""
+    root = tmp_path_factory.mktemp("tiny")
+    status = train_main(
+        [
+            "all",
+            "--data",
+            str(DATA_DIR),
+            "--epochs",
+            "1",
+            "--models-dir",
+            str(root / "models"),
+            "--run-dir",
+            str(root / "run"),
+            "--cache-dir",
+            str(root / "cache"),
+            *TINY,
+        ]
+    )
+    assert status == 0
+    return root
+
+
+def test_published_manifest_is_complete_and_loadable(tiny_models, xray_paths):
+    manifest = load_manifest(tiny_models / "models")  # verifies every sha256
+    assert set(manifest.entries) == set(MODEL_NAMES)
+    for name in MODEL_NAMES:
+        entry = manifest.entries[name]
+        assert entry.input_size == 64
+        assert entry.info["trained_with"]["train_images"] > 0
+        assert entry.info["metrics"]["split"] == "test"
+    assert (tiny_models / "models" / "figures" / "fracture_roc.png").exists()
+    assert (tiny_models / "models" / "figures" / "part_confusion.png").exists()
+    diagnosis = Diagnoser(tiny_models / "models").diagnose(xray_paths["hand_1"])
+    assert diagnosis.model_version == manifest.version
+    assert diagnosis.part in ("elbow", "hand", "shoulder", "other")
+
+
+def test_training_resumes_from_its_checkpoint(tiny_models):
+    run = tiny_models / "run"
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # header + epoch 1
+    status = train_main(
+        [
+            "all",
+            "--data",
+            str(DATA_DIR),
+            "--epochs",
+            "2",
+            "--no-publish",
+            "--run-dir",
+            str(run),
+            "--cache-dir",
+            str(tiny_models / "cache"),
+            *TINY,
+        ]
+    )
+    assert status == 0
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[-1].startswith("1,")  # only epoch 2 ran: epoch 1 was restored
+
+
+def test_per_part_model_replaces_one_entry(tiny_models):
+    models = tiny_models / "models"
+    before = json.loads((models / "manifest.json").read_text())
+    status = train_main(
+        [
+            "fracture",
+            "--part",
+            "elbow",
+            "--data",
+            str(DATA_DIR),
+            "--epochs",
+            "1",
+            "--models-dir",
+            str(models),
+            "--init",
+            str(models / "bonefrac_resnet50.keras"),
+            "--run-dir",
+            str(tiny_models / "elbow"),
+            "--cache-dir",
+            str(tiny_models / "cache"),
+            *TINY,
+        ]
+    )
+    assert status == 0
+    after = load_manifest(models)
+    assert after.entries["fracture_elbow"].file == "bonefrac_fracture_elbow_resnet50.keras"
+    assert after.entries["fracture_elbow"].info["trained_with"]["config"]["part"] == "elbow"
+    for name in ("body_part", "fracture_hand", "fracture_shoulder"):
+        assert after.entries[name].sha256 == before["models"][name]["sha256"]
+    assert after.version != before["model_version"]
+
+
+def test_manifest_csv_loader_reads_the_shared_data():
+    samples = load_samples(DATA_DIR)
+    assert len(samples) > 1000
+    groups_by_split: dict[str, set[str]] = {}
+    for sample in samples:
+        groups_by_split.setdefault(sample.split, set()).add(sample.group)
+    assert not groups_by_split["train"] & groups_by_split["test"]
+    assert not groups_by_split["train"] & groups_by_split["val"]
+
+
+def test_mura_layout(tmp_path, xray_paths):
+    for split, patient, study, image in [
+        ("train", "patient00001", "study1_positive", "elbow_1"),
+        ("train", "patient00001", "study2_negative", "elbow_0"),
+        ("valid", "patient09999", "study1_negative", "hand_0"),
+    ]:
+        part = "XR_ELBOW" if image.startswith("elbow") else "XR_HAND"
+        folder = tmp_path / split / part / patient / study
+        folder.mkdir(parents=True)
+        shutil.copy(xray_paths[image], folder / "image1.png")
+    samples = load_samples(tmp_path)
+    assert [(s.part, s.fractured, s.split == "test") for s in samples] == [
+        ("elbow", 1, False),
+        ("elbow", 0, False),
+        ("hand", 0, True),
+    ]
+    assert samples[0].group == samples[1].group == "XR_ELBOW/patient00001"
+    assert samples[0].split == samples[1].split  # one patient never straddles splits
+
+
+def test_folder_tree_layout(tmp_path, xray_paths):
+    for part, label, key in [
+        ("hand", "fractured", "hand_1"),
+        ("hand", "normal", "hand_0"),
+        ("elbow", "normal", "elbow_0"),
+    ]:
+        (tmp_path / part / label).mkdir(parents=True)
+        shutil.copy(xray_paths[key], tmp_path / part / label / f"{key}.jpg")
+    samples = load_samples(tmp_path)
+    assert sorted((s.part, s.fractured) for s in samples) == [("elbow", 0), ("hand", 0), ("hand", 1)]
+    assert all(s.split == split_for_group(s.group) for s in samples)
+
+
+def test_splits_are_deterministic_and_proportioned():
+    splits = [split_for_group(f"group{i}") for i in range(3000)]
+    assert splits == [split_for_group(f"group{i}") for i in range(3000)]
+    assert 0.65 < splits.count("train") / 3000 < 0.75
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["all", "--data", "/no/such/place"], ["all", "--init", "/no/such/model.keras", "--limit", "8", "--epochs", "1"]],
+    ids=["missing-data", "missing-init"],
+)
+def test_training_cli_errors_are_one_line(args, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "training", *args, "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr

@@ -1,0 +1,60 @@
+"""PNG figures for the model card, drawn from measured data only."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+
+
+def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    for part, (labels, scores) in curves.items():
+        if len(set(labels.tolist())) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(labels, scores)
+        axes.plot(fpr, tpr, label=f"{part} (AUROC {roc_auc_score(labels, scores):.3f}, n={len(labels)})")
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    axes.set(xlabel="1 - specificity", ylabel="sensitivity", title="Fracture ROC, test split")
+    axes.legend(loc="lower right", fontsize=8)
+    _save(figure, path)
+
+
+def confusion_matrix_png(matrix: dict, path: Path) -> None:
+    names, counts = matrix["rows_true_columns_predicted"], np.array(matrix["counts"])
+    figure, axes = plt.subplots(figsize=(5, 4.5), dpi=100)
+    axes.imshow(counts, cmap="Blues")
+    for (row, column), value in np.ndenumerate(counts):
+        colour = "white" if value > counts.max() / 2 else "black"
+        axes.text(column, row, str(value), ha="center", va="center", color=colour)
+    axes.set_xticks(range(len(names)), names)
+    axes.set_yticks(range(len(names)), names)
+    axes.set(xlabel="predicted", ylabel="true", title="Body part, test split")
+    _save(figure, path)
+
+
+def training_curves_png(history_csv: Path, path: Path) -> None:
+    with history_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    epochs = np.arange(1, len(rows) + 1)
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
+    for axis, key in zip(axes, ("part_loss", "fracture_loss")):
+        axis.plot(epochs, [float(r[key]) for r in rows], label="train")
+        axis.plot(epochs, [float(r[f"val_{key}"]) for r in rows], label="validation")
+        axis.set(xlabel="epoch", ylabel=key.replace("_", " "), title=key.replace("_", " "))
+        axis.legend()
+    _save(figure, path)
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,0 +1,63 @@
+"""What each `bonefrac-train` command does, start to finish."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+from training.data import Sample, load_pixels, load_samples
+from training.model import PART_NAMES
+
+
+def select(samples: list[Sample], split: str, task: str, part: str | None, limit: int) -> list[Sample]:
+    chosen = [s for s in samples if s.split == split]
+    if task == "part":
+        chosen = [s for s in chosen if s.part in PART_NAMES]
+    elif task == "fracture":
+        chosen = [s for s in chosen if s.part == part]
+    if limit:
+        # A deterministic mix (by path hash), so a small subset still holds every kind.
+        chosen = sorted(chosen, key=lambda s: hashlib.sha256(str(s.path).encode()).hexdigest())[:limit]
+    return chosen
+
+
+def run_command(args: argparse.Namespace) -> int:
+    samples = load_samples(args.data)
+    if args.command == "evaluate":
+        from training.publish import evaluate_models
+
+        evaluate_models(args.models_dir, samples, args)
+        return 0
+
+    from training.train import TrainConfig, train
+
+    config = TrainConfig(
+        task=args.command,
+        part=getattr(args, "part", None),
+        input_size=args.input_size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        init=args.init,
+        patience=args.patience,
+        max_minutes=args.max_minutes,
+        strategy=args.strategy,
+    )
+    split_samples = {split: select(samples, split, config.task, config.part, args.limit) for split in ("train", "val")}
+    for split, chosen in split_samples.items():
+        if not chosen:
+            raise ValueError(f"no {split} images for this task in {args.data}")
+    pixels = {}
+    for split, chosen in split_samples.items():
+        pixels[split], split_samples[split] = load_pixels(chosen, config.input_size, args.cache_dir, args.workers)
+    model, record = train(
+        pixels["train"], split_samples["train"], pixels["val"], split_samples["val"], config, Path(args.run_dir)
+    )
+    if args.no_publish:
+        print(f"trained model: {Path(args.run_dir) / 'best.keras'} (not published)")
+        return 0
+    from training.publish import publish
+
+    publish(model, record, samples, args)
+    return 0

@@ -1,0 +1,200 @@
+"""Put a trained model into the models folder with its measured figures.
+
+Thresholds and the part-confidence cut are chosen on the validation split; every figure
+in the manifest is measured on the test split, which is used for nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from app.diagnosis.manifest import MANIFEST_NAME, MODEL_NAMES, load_manifest, sha256_of, write_manifest
+from app.machine import describe_machine
+from training import figures
+from training.data import Sample, load_pixels
+from training.metrics import (
+    fracture_report,
+    min_confidence_for_accuracy,
+    operating_thresholds,
+    part_report,
+)
+from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
+
+NOTICE = "Decision support, not a diagnosis."
+
+
+def file_name_for(task: str, part: str | None) -> str:
+    if task == "all":
+        return "bonefrac_resnet50.keras"
+    if task == "part":
+        return "bonefrac_part_resnet50.keras"
+    return f"bonefrac_fracture_{part}_resnet50.keras"
+
+
+def entries_for(task: str, part: str | None) -> list[str]:
+    if task == "all":
+        return list(MODEL_NAMES)
+    return ["body_part"] if task == "part" else [f"fracture_{part}"]
+
+
+def publish(model: keras.Model, record: dict[str, Any], samples: list[Sample], args: argparse.Namespace) -> None:
+    config = record["config"]
+    models_dir: Path = args.models_dir
+    models_dir.mkdir(parents=True, exist_ok=True)
+    file_name = file_name_for(config["task"], config["part"])
+    temporary = models_dir / f".{file_name}.tmp.keras"
+    model.save(temporary)  # compiled=False model: no optimizer state, inference weights only
+    os.replace(temporary, models_dir / file_name)
+    digest = sha256_of(models_dir / file_name)
+
+    raw = _existing_manifest(models_dir)
+    trained_with = {
+        "file": file_name,
+        "architecture": "keras.applications.ResNet50, multi-task heads (body part softmax, fracture sigmoid)",
+        "init": config["init"],
+        "input_size": config["input_size"],
+        "epochs_run": record.get("epochs_run"),
+        "duration_s": record["duration_s"],
+        "train_images": record["train_images"],
+        "val_images": record["val_images"],
+        "machine": describe_machine(),
+        "config": config,
+        "data": data_card(samples, args.data),
+    }
+    for name in entries_for(config["task"], config["part"]):
+        output, index = ("part", None) if name == "body_part" else ("fracture", FRACTURE_HEADS.index(name[9:]))
+        raw["models"][name] = {
+            "file": file_name,
+            "sha256": digest,
+            "input_size": config["input_size"],
+            "output": output,
+            "output_index": index,
+            "class_names": list(PART_NAMES) if output == "part" else ["normal", "fractured"],
+            "trained_with": trained_with,
+        }
+    measure(models_dir, raw, samples, args, run_dir=Path(args.run_dir))
+    print(f"published {file_name} and {MANIFEST_NAME} in {models_dir}")
+
+
+def evaluate_models(models_dir: Path, samples: list[Sample], args: argparse.Namespace) -> None:
+    raw = load_manifest(models_dir).raw
+    measure(models_dir, raw, samples, args, run_dir=None)
+    print(f"re-measured the models in {models_dir}")
+
+
+def _existing_manifest(models_dir: Path) -> dict[str, Any]:
+    if (models_dir / MANIFEST_NAME).is_file():
+        return load_manifest(models_dir, verify=False).raw
+    return {"format_version": 1, "models": {}}
+
+
+def measure(
+    models_dir: Path, raw: dict[str, Any], samples: list[Sample], args: argparse.Namespace, run_dir: Path | None
+) -> None:
+    """Choose thresholds on val, measure on test, draw the figures, write the manifest."""
+    figures_dir = models_dir / "figures"
+    figures_dir.mkdir(exist_ok=True)
+    missing = [name for name in MODEL_NAMES if name not in raw["models"]]
+    if missing:
+        raise ValueError(f"the manifest has no {', '.join(missing)} model yet: train with 'bonefrac-train all' first")
+    outputs = _predict_all(models_dir, raw, samples, args)
+    roc_curves = {}
+    for name in MODEL_NAMES:
+        entry = raw["models"][name]
+        val, test = outputs[(entry["file"], "val")], outputs[(entry["file"], "test")]
+        if name == "body_part":
+            known_val = [i for i, s in enumerate(val["samples"]) if s.part in PART_NAMES]
+            known_test = [i for i, s in enumerate(test["samples"]) if s.part in PART_NAMES]
+            val_parts = [val["samples"][i].part for i in known_val]
+            test_parts = [test["samples"][i].part for i in known_test]
+            entry["min_confidence"] = min_confidence_for_accuracy(val_parts, val["part"][known_val], PART_NAMES)
+            entry["metrics"] = {
+                "split": "test",
+                **part_report(test_parts, test["part"][known_test], PART_NAMES),
+                "refused_below_min_confidence": _refused_share(test["part"][known_test], entry["min_confidence"]),
+            }
+            figures.confusion_matrix_png(entry["metrics"]["confusion_matrix"], figures_dir / "part_confusion.png")
+            continue
+        part = name[len("fracture_") :]
+        index = entry["output_index"]
+        val_rows = [i for i, s in enumerate(val["samples"]) if s.part == part]
+        test_rows = [i for i, s in enumerate(test["samples"]) if s.part == part]
+        val_labels = np.array([val["samples"][i].fractured for i in val_rows])
+        test_labels = np.array([test["samples"][i].fractured for i in test_rows])
+        val_scores, test_scores = val["fracture"][val_rows, index], test["fracture"][test_rows, index]
+        entry["thresholds"] = operating_thresholds(val_labels, val_scores)
+        entry["metrics"] = {
+            "split": "test",
+            **fracture_report(
+                test_labels,
+                test_scores,
+                entry["thresholds"],
+                groups=[test["samples"][i].group for i in test_rows],
+                sources=[test["samples"][i].source for i in test_rows],
+            ),
+        }
+        roc_curves[part] = (test_labels, test_scores)
+    figures.roc_png(roc_curves, figures_dir / "fracture_roc.png")
+    if run_dir is not None and (run_dir / "history.csv").is_file():
+        figures.training_curves_png(run_dir / "history.csv", figures_dir / "training_curves.png")
+    raw["figures"] = sorted(str(p.relative_to(models_dir)) for p in figures_dir.glob("*.png"))
+    raw["notice"] = NOTICE
+    raw["measured_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    raw["measured_on"] = describe_machine()
+    shas = sorted({raw["models"][n]["sha256"] for n in MODEL_NAMES})
+    raw["model_version"] = f"{dt.date.today():%Y.%m.%d}-{hashlib.sha256(''.join(shas).encode()).hexdigest()[:8]}"
+    write_manifest(models_dir, raw)
+
+
+def _predict_all(
+    models_dir: Path, raw: dict[str, Any], samples: list[Sample], args: argparse.Namespace
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Run each distinct model file once over the val and test images."""
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    files = {raw["models"][name]["file"]: raw["models"][name]["input_size"] for name in MODEL_NAMES}
+    for file_name, size in files.items():
+        model = keras.models.load_model(models_dir / file_name, compile=False)
+        for split in ("val", "test"):
+            chosen = [s for s in samples if s.split == split and s.part in (*PART_NAMES,)]
+            if args.limit:
+                chosen = _limited(chosen, args.limit)
+            pixels, kept = load_pixels(chosen, size, args.cache_dir, args.workers)
+            predicted = model.predict(pixels[..., np.newaxis].astype(np.float32) / 255.0, batch_size=64, verbose=0)
+            results[(file_name, split)] = {
+                "samples": kept,
+                "part": np.asarray(predicted["part"]),
+                "fracture": np.asarray(predicted["fracture"]),
+            }
+    return results
+
+
+def _limited(samples: list[Sample], limit: int) -> list[Sample]:
+    return sorted(samples, key=lambda s: hashlib.sha256(str(s.path).encode()).hexdigest())[:limit]
+
+
+def _refused_share(probabilities: np.ndarray, min_confidence: float) -> float:
+    return round(float((probabilities.max(axis=1) < min_confidence).mean()), 4)
+
+
+def data_card(samples: list[Sample], location: Path) -> dict[str, Any]:
+    counts = Counter((s.split, s.source, s.part, s.fractured) for s in samples)
+    return {
+        "location": location.name,
+        "images": len(samples),
+        "splits": dict(Counter(s.split for s in samples)),
+        "by_split_source_part_fractured": [
+            {"split": k[0], "source": k[1], "part": k[2], "fractured": k[3], "images": v}
+            for k, v in sorted(counts.items())
+        ],
+        "supported_parts": list(SUPPORTED_PARTS),
+        "labels": "fracture yes/no per source dataset; body part from source flags or visual review (see data README)",
+    }

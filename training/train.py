@@ -1,0 +1,169 @@
+"""Fit the multi-task model: tf.data input, augmentation, checkpoints, resume, early stop."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.data import Sample
+from training.model import FRACTURE_HEADS, build_model
+from training.targets import fracture_targets, masked_fracture_loss, part_targets, weighted_part_loss
+
+
+@dataclass
+class TrainConfig:
+    task: str = "all"  # all | part | fracture
+    part: str | None = None  # with task "fracture": elbow | hand | shoulder
+    input_size: int = 96
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    init: str = "none"
+    patience: int = 5
+    max_minutes: float = 0.0  # 0 = no time budget
+    seed: int = 1234
+    strategy: str = "default"  # default | mirrored | multiworker
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop before an epoch would overrun the budget (the rebuild must fit a wall-clock slot)."""
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.started = time.monotonic()
+        self.epoch_started = self.started
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        if now + (now - self.epoch_started) - self.started > self.seconds:
+            print(f"\ntime budget of {self.seconds / 60:.0f} min reached: stopping after epoch {epoch + 1}")
+            self.model.stop_training = True
+
+
+def _best_val_loss_so_far(run_dir: Path) -> float | None:
+    """On resume, the best checkpoint on disk must only be replaced by a better one."""
+    history = run_dir / "history.csv"
+    if not (history.is_file() and (run_dir / "best.keras").is_file()):
+        return None
+    with history.open(newline="") as handle:
+        losses = [float(row["val_loss"]) for row in csv.DictReader(handle) if row.get("val_loss")]
+    return min(losses) if losses else None
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+    return tf.distribute.get_strategy()
+
+
+def augmenter(seed: int) -> keras.Sequential:
+    # Radiographs come mirrored, slightly rotated, zoomed and differently exposed.
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed),
+            keras.layers.RandomZoom((-0.15, 0.15), fill_mode="constant", seed=seed),
+            keras.layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed),
+            keras.layers.RandomContrast(0.25, seed=seed),
+            keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(pixels: np.ndarray, samples: list[Sample], config: TrainConfig, training: bool) -> tf.data.Dataset:
+    heads = FRACTURE_HEADS if config.task == "all" else ((config.part,) if config.task == "fracture" else ())
+    targets = {
+        "part": part_targets(samples, train_parts=config.task in ("all", "part")),
+        "fracture": fracture_targets(samples, heads=heads),
+    }
+    dataset = tf.data.Dataset.from_tensor_slices((pixels, targets))
+    if training:
+        dataset = dataset.shuffle(len(samples), seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size)
+    to_float = lambda images, y: (tf.cast(images[..., tf.newaxis], tf.float32) / 255.0, y)  # noqa: E731
+    dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        augment = augmenter(config.seed)
+        dataset = dataset.map(
+            lambda images, y: (tf.clip_by_value(augment(images, training=True), 0.0, 1.0), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * 0.1,
+        decay_steps=max(1, config.epochs * steps_per_epoch),
+        warmup_target=config.learning_rate,
+        warmup_steps=steps_per_epoch,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
+        loss={"part": weighted_part_loss, "fracture": masked_fracture_loss, "features": None},
+    )
+
+
+def train(
+    train_pixels: np.ndarray,
+    train_samples: list[Sample],
+    val_pixels: np.ndarray,
+    val_samples: list[Sample],
+    config: TrainConfig,
+    run_dir: Path,
+) -> tuple[keras.Model, dict]:
+    """Train and return the best model (lowest validation loss) and a record of the run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    keras.utils.set_random_seed(config.seed)
+    train_data = make_dataset(train_pixels, train_samples, config, training=True)
+    val_data = make_dataset(val_pixels, val_samples, config, training=False)
+    steps = int(np.ceil(len(train_samples) / config.batch_size))
+    with make_strategy(config.strategy).scope():
+        model = build_model(config.input_size, init=config.init)
+        compile_model(model, config, steps)
+    callbacks = [
+        # Kept after the run too: the same --run-dir resumes an interrupted run or extends a
+        # finished one to more --epochs; a new --run-dir starts afresh.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.keras"),
+            monitor="val_loss",
+            save_best_only=True,
+            initial_value_threshold=_best_val_loss_so_far(run_dir),
+        ),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+    ]
+    if config.max_minutes > 0:
+        callbacks.append(TimeBudget(config.max_minutes))
+    started = time.time()
+    model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=1)
+    duration = time.time() - started
+    best = keras.models.load_model(run_dir / "best.keras", compile=False)
+    with (run_dir / "history.csv").open() as history:
+        epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
+    record = {
+        "config": asdict(config),
+        "epochs_run": epochs_run,
+        "duration_s": round(duration, 1),
+        "train_images": len(train_samples),
+        "val_images": len(val_samples),
+    }
+    (run_dir / "record.json").write_text(json.dumps(record, indent=2))
+    return best, record
