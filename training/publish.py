@@ -20,6 +20,7 @@ import numpy as np
 from app.diagnosis.manifest import MANIFEST_NAME, MODEL_NAMES, load_manifest, sha256_of, write_manifest
 from app.machine import describe_machine
 from training import figures
+from training.card import REPO, update_readme
 from training.data import Sample, load_pixels
 from training.metrics import (
     fracture_report,
@@ -153,6 +154,8 @@ def measure(
     shas = sorted({raw["models"][n]["sha256"] for n in MODEL_NAMES})
     raw["model_version"] = f"{dt.date.today():%Y.%m.%d}-{hashlib.sha256(''.join(shas).encode()).hexdigest()[:8]}"
     write_manifest(models_dir, raw)
+    if models_dir.resolve() == (REPO / "models").resolve():
+        update_readme(models_dir)  # the README's model card follows the shipped models
 
 
 def _predict_all(

@@ -1,0 +1,20 @@
+"""The desktop window (CustomTkinter). Never imports TensorFlow: the engine loads it on a
+worker thread."""
+
+from __future__ import annotations
+
+import sys
+import tkinter
+from pathlib import Path
+
+
+def run_app(models_dir: Path | None = None) -> int:
+    try:
+        from app.gui.window import BoneFracWindow
+
+        window = BoneFracWindow(models_dir)
+    except tkinter.TclError as error:
+        print(f"error: the window cannot open ({error}); use 'bonefrac predict FILE' without a screen", file=sys.stderr)
+        return 2
+    window.mainloop()
+    return 0

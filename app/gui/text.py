@@ -1,0 +1,72 @@
+"""Words shown in the window, from Diagnosis values and the manifest (no computing here)."""
+
+from __future__ import annotations
+
+from app.diagnosis.manifest import ModelManifest
+from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
+from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
+from app.report.content import VERDICT_LABELS
+
+HOW_TO = """How to use
+1. Open X-rays (Ctrl+O), or drop files on the window. Several files are one study: click a thumbnail to switch views.
+2. Press Predict (Ctrl+P). The body part is recognised first; elbow, hand and shoulder images then get that part's
+   fracture verdict: Fractured, Normal, or Uncertain when the probability falls between the two thresholds.
+3. Switch on Heatmap to see where the fracture model found its evidence (coarse: it is not a fracture outline).
+4. Save a screenshot of the window (Ctrl+S) or a PDF/PNG report (Ctrl+R); every result is kept in History (Ctrl+H).
+"""
+
+LIMITATIONS = """Limitations
+- Trained from scratch on a few thousand public radiographs whose labels were not clinically reviewed.
+- Only elbow, hand and shoulder are supported; other images are answered "Not supported".
+- All elbow images, and most shoulder images, come from a single public source: performance on other hospitals'
+  images is unknown.
+"""
+
+ATTRIBUTION = """Data attribution
+- FracAtlas (Abedeen et al., Scientific Data 2023), CC BY 4.0.
+- Bone Fracture Detection by veda, Roboflow Universe (v4), CC BY 4.0.
+- Bone Fracture Multi-Region X-ray Data by Madushani Rodrigo, Kaggle, ODC-By 1.0.
+"""
+
+
+def part_text(diagnosis: Diagnosis) -> str:
+    return f"{diagnosis.part.capitalize()} — {diagnosis.part_confidence:.0%} confidence"
+
+
+def probability_text(diagnosis: Diagnosis) -> str:
+    if diagnosis.fracture_probability is None:
+        return f"Not supported: {diagnosis.unsupported_reason}."
+    return f"Fracture probability {diagnosis.fracture_probability:.2f} ({diagnosis.part} model)"
+
+
+def threshold_text(thresholds) -> str:
+    if not thresholds:
+        return ""
+    return (
+        f"Normal below {thresholds['sensitive']:.2f} · fractured from {thresholds['specific']:.2f} · uncertain between"
+    )
+
+
+def study_text(study: StudyDiagnosis) -> str:
+    verdict = VERDICT_LABELS[study.verdict]
+    if study.fracture_probability is None:
+        return f"Study ({len(study.views)} views): {verdict} — {study.unsupported_reason}"
+    return (
+        f"Study ({len(study.views)} views, {study.part}): {verdict}, mean probability {study.fracture_probability:.2f}"
+    )
+
+
+def about_text(manifest: ModelManifest | None, models_error: str | None) -> str:
+    parts = ["bonefrac — fracture detection decision support", "", NOTICE, "", HOW_TO]
+    if manifest is not None:
+        parts += [
+            f"Models (version {manifest.version})",
+            training_data_summary(manifest),
+            part_model_summary(manifest),
+            *(fracture_model_summary(manifest, part) for part in ("elbow", "hand", "shoulder")),
+            "",
+        ]
+    else:
+        parts += [f"Models: not loaded ({models_error or 'still loading'}).", ""]
+    parts += [LIMITATIONS, ATTRIBUTION]
+    return "\n".join(parts)

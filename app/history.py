@@ -1,0 +1,137 @@
+"""Every prediction, kept in a local SQLite database (WAL mode) in the user's data folder.
+
+Rows are written in one transaction each, so a crash loses at most the row being written.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.atomic import write_text_atomic
+from app.diagnosis.value import Diagnosis
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_utc TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    file_path TEXT NOT NULL,
+    file_sha256 TEXT NOT NULL,
+    study_id TEXT,
+    part TEXT NOT NULL,
+    part_confidence REAL NOT NULL,
+    part_probabilities TEXT NOT NULL,
+    fracture_probability REAL,
+    verdict TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+)
+"""
+CSV_COLUMNS = (
+    "id",
+    "created_utc",
+    "file_name",
+    "file_sha256",
+    "study_id",
+    "part",
+    "part_confidence",
+    "fracture_probability",
+    "verdict",
+    "model_version",
+    "note",
+)
+
+
+def default_history_path() -> Path:
+    """$BONEFRAC_HOME/history.sqlite3, else the platform's user data folder."""
+    home = os.environ.get("BONEFRAC_HOME")
+    if home:
+        return Path(home) / "history.sqlite3"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("bonefrac", appauthor=False)) / "history.sqlite3"
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    id: int
+    created_utc: str
+    file_name: str
+    file_path: str
+    file_sha256: str
+    study_id: str | None
+    part: str
+    part_confidence: float
+    part_probabilities: dict[str, float]
+    fracture_probability: float | None
+    verdict: str
+    model_version: str
+    note: str
+
+
+class History:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path or default_history_path())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection per History; the GUI uses it from the Tk thread only.
+        self._connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        with self._connection:
+            self._connection.execute(SCHEMA)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def add(self, diagnosis: Diagnosis, file_path: str, note: str = "", study_id: str | None = None) -> int:
+        with self._connection:
+            cursor = self._connection.execute(
+                "INSERT INTO predictions (created_utc, file_name, file_path, file_sha256, study_id, part, "
+                "part_confidence, part_probabilities, fracture_probability, verdict, model_version, note) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    diagnosis.file,
+                    str(file_path),
+                    diagnosis.file_sha256,
+                    study_id,
+                    diagnosis.part,
+                    diagnosis.part_confidence,
+                    json.dumps(dict(diagnosis.part_probabilities)),
+                    diagnosis.fracture_probability,
+                    diagnosis.verdict.value,
+                    diagnosis.model_version,
+                    note,
+                ),
+            )
+        return int(cursor.lastrowid)
+
+    def rows(self, limit: int = 1000) -> list[HistoryRow]:
+        cursor = self._connection.execute(
+            "SELECT id, created_utc, file_name, file_path, file_sha256, study_id, part, part_confidence, "
+            "part_probabilities, fracture_probability, verdict, model_version, note "
+            "FROM predictions ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            HistoryRow(*row[:8], json.loads(row[8]), *row[9:])  # type: ignore[arg-type]
+            for row in cursor.fetchall()
+        ]
+
+    def export_csv(self, path: Path) -> int:
+        """Write every row (no file paths: they can name patients) to CSV, atomically."""
+        rows = self.rows(limit=1_000_000)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow([getattr(row, column) for column in CSV_COLUMNS])
+        write_text_atomic(Path(path), buffer.getvalue())
+        return len(rows)

@@ -1,0 +1,103 @@
+"""The model card in README.md, rendered from models/manifest.json (never typed by hand).
+
+python -m training.card            # rewrite the card between the README markers
+python -m training.card --check    # exit 1 if the README's card differs from the manifest
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.atomic import write_text_atomic
+from app.diagnosis.manifest import load_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- model-card:start -->", "<!-- model-card:end -->"
+
+
+def _fmt(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1%}" if percent else f"{value:.3f}"
+
+
+def render_card(models_dir: Path) -> str:
+    manifest = load_manifest(models_dir, verify=False)
+    part = manifest.entries["body_part"]
+    trained = part.info.get("trained_with", {})
+    machine = trained.get("machine", {})
+    part_metrics = part.info.get("metrics", {})
+    lines = [
+        f"Model version `{manifest.version}`. Figures measured on the **test split** of the shared data "
+        "(never used for training or for choosing thresholds); thresholds chosen on the validation split.",
+        "",
+        f"- Architecture: {trained.get('architecture', 'n/a')}, input {trained.get('input_size')} px, "
+        f"initialisation `{trained.get('init')}`.",
+        f"- Training: {trained.get('epochs_run', 'n/a')} epochs, {trained.get('duration_s', 0) / 60:.0f} min on "
+        f"{machine.get('cpu', 'n/a')} ({machine.get('cores', '?')} cores), {trained.get('train_images')} train / "
+        f"{trained.get('val_images')} validation images.",
+        f"- Body part: accuracy {_fmt(part_metrics.get('accuracy'), True)}, Cohen's kappa "
+        f"{_fmt(part_metrics.get('cohen_kappa'))} on {part_metrics.get('images')} test images; images below "
+        f"{part.min_confidence:.0%} confidence are refused as not supported "
+        f"({_fmt(part_metrics.get('refused_below_min_confidence'), True)} of test images).",
+        "",
+        "| fracture model | test images (fractured) | AUROC | study AUROC | rule-out threshold: sensitivity / "
+        "specificity | rule-in threshold: sensitivity / specificity | AUROC per source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("elbow", "hand", "shoulder"):
+        entry = manifest.entries[f"fracture_{name}"]
+        metrics = entry.info.get("metrics", {})
+        out, rule_in = metrics.get("at_sensitive", {}), metrics.get("at_specific", {})
+        sources = ", ".join(
+            f"{source} {_fmt(figures.get('auroc'))} (n={figures.get('images')})"
+            for source, figures in metrics.get("per_source", {}).items()
+        )
+        lines.append(
+            f"| {name} | {metrics.get('images')} ({metrics.get('fractured')}) | {_fmt(metrics.get('auroc'))} | "
+            f"{_fmt(metrics.get('study', {}).get('auroc'))} | "
+            f"{entry.thresholds.get('sensitive', 0):.2f}: {_fmt(out.get('sensitivity'), True)} / "
+            f"{_fmt(out.get('specificity'), True)} | "
+            f"{entry.thresholds.get('specific', 0):.2f}: {_fmt(rule_in.get('sensitivity'), True)} / "
+            f"{_fmt(rule_in.get('specificity'), True)} | {sources} |"
+        )
+    figures = manifest.raw.get("figures", [])
+    if figures:
+        lines += ["", "Figures: " + ", ".join(f"[{Path(f).stem}](models/{f})" for f in figures) + "."]
+    return "\n".join(lines)
+
+
+def update_readme(models_dir: Path, readme: Path = REPO / "README.md") -> bool:
+    """Rewrite the card; return True when the README changed."""
+    text = readme.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no model-card markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    updated = f"{head}{START}\n{render_card(models_dir)}\n{END}{tail}"
+    if updated != text:
+        write_text_atomic(readme, updated)
+    return updated != text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.card")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "models")
+    parser.add_argument("--check", action="store_true", help="fail if the README's card is out of date")
+    args = parser.parse_args(argv)
+    if args.check:
+        text = (REPO / "README.md").read_text(encoding="utf-8")
+        current = text.split(START, 1)[1].split(END, 1)[0].strip()
+        if current != render_card(args.models_dir).strip():
+            print("error: README model card differs from models/manifest.json: run python -m training.card")
+            return 1
+        return 0
+    update_readme(args.models_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
