@@ -72,12 +72,18 @@ def predict(args: argparse.Namespace) -> int:
 
     status = 0
     results = []
-    for path in tqdm(args.files, desc="diagnosing", unit="image", disable=None if len(args.files) > 1 else True):
-        try:
-            results.append(diagnoser.diagnose_file(path))
-        except BoneFracError as error:
-            _fail(f"{path}: {error}")
+    progress = tqdm(
+        total=len(args.files), desc="diagnosing", unit="image", disable=None if len(args.files) > 1 else True
+    )
+    for path, xray, outcome in diagnoser.diagnose_files(args.files):
+        progress.update()
+        if isinstance(outcome, BoneFracError):
+            progress.clear()
+            _fail(f"{path}: {outcome}")
             status = EXIT_BAD_INPUT
+        else:
+            results.append((xray, outcome))
+    progress.close()
     study = diagnoser.aggregate_study([d for _, d in results]) if args.study and results else None
 
     if args.json:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha256_of
+from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
-from app.errors import ModelFilesError
+from app.errors import BoneFracError, ModelFilesError
 from app.xray import XRay, read_xray, to_model_input
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -66,37 +68,96 @@ class Diagnoser:
     def fracture_entry(self, part: str) -> ModelEntry:
         return self.manifest.entries[f"fracture_{part}"]
 
-    def _run(self, xray: XRay) -> tuple[dict[str, dict[str, np.ndarray]], float, float]:
-        """Each model file once: returns outputs per file, preprocessing ms, inference ms."""
-        started = time.perf_counter()
-        inputs: dict[int, np.ndarray] = {}
+    def _model_inputs(self, xray: XRay) -> dict[int, np.ndarray]:
+        """The image at every input size the manifest's models need (usually one)."""
+        sizes = {entry.input_size for entry in self.manifest.entries.values()}
+        return {size: to_model_input(xray, size) for size in sizes}
+
+    def _infer(self, batch: list[dict[int, np.ndarray]]) -> list[dict[str, dict[str, np.ndarray]]]:
+        """Each distinct model file once over the whole batch; outputs split per image."""
+        per_image: list[dict[str, dict[str, np.ndarray]]] = [{} for _ in batch]
+        done: set[str] = set()
         for entry in self.manifest.entries.values():
-            if entry.input_size not in inputs:
-                inputs[entry.input_size] = to_model_input(xray, entry.input_size)[np.newaxis]
-        prepared = time.perf_counter()
-        outputs = {}
-        for entry in self.manifest.entries.values():
-            if entry.file not in outputs:
-                raw = self._models[entry.file].predict_on_batch(inputs[entry.input_size])
-                outputs[entry.file] = {name: np.asarray(value)[0] for name, value in raw.items()}
-        finished = time.perf_counter()
-        return outputs, (prepared - started) * 1000, (finished - prepared) * 1000
+            if entry.file in done:
+                continue
+            done.add(entry.file)
+            stacked = np.stack([inputs[entry.input_size] for inputs in batch])
+            raw = self._models[entry.file].predict_on_batch(stacked)
+            arrays = {name: np.asarray(value) for name, value in raw.items()}
+            for index, outputs in enumerate(per_image):
+                outputs[entry.file] = {name: values[index] for name, values in arrays.items()}
+        return per_image
 
     def diagnose(self, source: str | os.PathLike[str] | XRay, with_heatmap: bool = True) -> Diagnosis:
         if isinstance(source, XRay):
-            return self._diagnose(source, with_heatmap, started=time.perf_counter())
+            started = time.perf_counter()
+            inputs = self._model_inputs(source)
+            prepared = time.perf_counter()
+            outputs = self._infer([inputs])[0]
+            timings = {"read": 0.0, "preprocess": _ms(started, prepared), "inference": _ms(prepared)}
+            return self._compose(source, outputs, with_heatmap, timings, started)
         return self.diagnose_file(source, with_heatmap)[1]
 
     def diagnose_file(self, path: str | os.PathLike[str], with_heatmap: bool = True) -> tuple[XRay, Diagnosis]:
         """Read a file and diagnose it; the XRay comes back too, for display and heatmaps."""
+        result = next(self.diagnose_files([path], with_heatmap=with_heatmap))
+        if isinstance(result[2], BoneFracError):
+            raise result[2]
+        return result[1], result[2]
+
+    def diagnose_files(
+        self, paths: Sequence[str | os.PathLike[str]], with_heatmap: bool = True, batch_size: int = 16
+    ) -> Iterator[tuple[Path, XRay | None, Diagnosis | BoneFracError]]:
+        """Diagnose many files, in order: files are read and prepared on worker threads while
+        the model runs on whole batches. A file that cannot be read yields its error."""
+        paths = [Path(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as readers:
+            prepared = readers.map(self._read_and_prepare, paths)
+            pending: list[tuple[Path, XRay, dict[int, np.ndarray], str, float, float]] = []
+            for path, item in zip(paths, prepared):
+                if isinstance(item, BoneFracError):
+                    yield from self._flush(pending, with_heatmap)
+                    pending = []
+                    yield path, None, item
+                    continue
+                pending.append((path, *item))
+                if len(pending) == batch_size:
+                    yield from self._flush(pending, with_heatmap)
+                    pending = []
+            yield from self._flush(pending, with_heatmap)
+
+    def _read_and_prepare(self, path: Path):
         started = time.perf_counter()
-        xray = read_xray(path)
-        return xray, self._diagnose(xray, with_heatmap, started, file_sha256=sha256_of(Path(path)))
+        try:
+            xray = read_xray(path)
+            digest = sha256_of(path)
+        except BoneFracError as error:
+            return error
+        read = time.perf_counter()
+        inputs = self._model_inputs(xray)
+        return xray, inputs, digest, _ms(started, read), _ms(read)
 
-    def _diagnose(self, xray: XRay, with_heatmap: bool, started: float, file_sha256: str = "") -> Diagnosis:
-        read_ms = (time.perf_counter() - started) * 1000
-        outputs, preprocess_ms, inference_ms = self._run(xray)
+    def _flush(self, pending: list, with_heatmap: bool) -> Iterator[tuple[Path, XRay, Diagnosis]]:
+        if not pending:
+            return
+        started = time.perf_counter()
+        outputs = self._infer([item[2] for item in pending])
+        inference_ms = _ms(started) / len(pending)  # per image: the batch shares one pass
+        for (path, xray, _, digest, read_ms, preprocess_ms), image_outputs in zip(pending, outputs):
+            timings = {"read": read_ms, "preprocess": preprocess_ms, "inference": inference_ms}
+            composed_from = time.perf_counter() - (read_ms + preprocess_ms + inference_ms) / 1000
+            yield path, xray, self._compose(xray, image_outputs, with_heatmap, timings, composed_from, digest)
 
+    def _compose(
+        self,
+        xray: XRay,
+        outputs: dict[str, dict[str, np.ndarray]],
+        with_heatmap: bool,
+        timings: dict[str, float],
+        started: float,
+        file_sha256: str = "",
+    ) -> Diagnosis:
+        """Model outputs for one image -> the Diagnosis value."""
         part_entry = self.part_entry
         part_scores = outputs[part_entry.file]["part"]
         part_probabilities = {name: float(p) for name, p in zip(part_entry.class_names, part_scores)}
@@ -106,7 +167,7 @@ class Diagnoser:
             entry = self.fracture_entry(name)
             head_probabilities[name] = float(outputs[entry.file]["fracture"][entry.output_index])
 
-        reason = self._unsupported_reason(part, part_probabilities[part])
+        reason = out_of_scope_reason(xray) or self._unsupported_reason(part, part_probabilities[part])
         heatmap_started = time.perf_counter()
         heatmap = None
         if reason is None:
@@ -118,8 +179,7 @@ class Diagnoser:
                 heatmap = self._class_activation_map(entry, outputs[entry.file]["features"])
         else:
             probability, verdict, thresholds = None, Verdict.UNSUPPORTED, None
-        heatmap_ms = (time.perf_counter() - heatmap_started) * 1000
-        total_ms = (time.perf_counter() - started) * 1000
+        timings = {**timings, "heatmap": _ms(heatmap_started), "total": _ms(started)}
         return Diagnosis(
             file=xray.source_name,
             part=part,
@@ -129,13 +189,7 @@ class Diagnoser:
             thresholds=thresholds,
             unsupported_reason=reason,
             model_version=self.model_version,
-            timings_ms={
-                "read": read_ms,
-                "preprocess": preprocess_ms,
-                "inference": inference_ms,
-                "heatmap": heatmap_ms,
-                "total": total_ms,
-            },
+            timings_ms=timings,
             file_sha256=file_sha256,
             head_probabilities=head_probabilities,
             heatmap=heatmap,
@@ -188,3 +242,7 @@ class Diagnoser:
             unsupported_reason=reason,
             model_version=self.model_version,
         )
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return ((time.perf_counter() if end is None else end) - start) * 1000.0

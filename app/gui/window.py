@@ -252,14 +252,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.set_status(f"Predicting {len(paths)} image(s)…", busy=True)
         self.render_buttons()
 
-        def run() -> tuple[list[tuple[Path, XRay | None, Diagnosis | str]], StudyDiagnosis | None]:
-            results = []
-            for path in paths:
-                try:
-                    xray, diagnosis = diagnoser.diagnose_file(path)
-                    results.append((path, xray, diagnosis))
-                except BoneFracError as error:
-                    results.append((path, None, f"{path.name}: {error}"))
+        def run() -> tuple[list[tuple[Path, XRay | None, Diagnosis | BoneFracError]], StudyDiagnosis | None]:
+            results = list(diagnoser.diagnose_files(paths))
             done = [r[2] for r in results if isinstance(r[2], Diagnosis)]
             return results, (diagnoser.aggregate_study(done) if len(done) > 1 else None)
 
@@ -270,8 +264,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         if generation != self.generation:
             self.render_buttons()
             return
-        errors = [item for _, _, item in results if isinstance(item, str)]
-        by_path = {path: (xray, item) for path, xray, item in results if not isinstance(item, str)}
+        errors = [f"{path.name}: {item}" for path, _, item in results if isinstance(item, BoneFracError)]
+        by_path = {path: (xray, item) for path, xray, item in results if isinstance(item, Diagnosis)}
         study_id = uuid.uuid4().hex if study is not None else None
         note = self.note_entry.get().strip()
         for view in self.views:

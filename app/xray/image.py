@@ -23,6 +23,7 @@ class XRay:
     original_size: tuple[int, int]  # (width, height) as stored in the file
     metadata: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    colourfulness: float = 0.0  # of the source before conversion to gray; photographs score high
 
     @property
     def width(self) -> int:
