@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.dicom_files import write_dicom
+
 
 @dataclass(frozen=True)
 class CorpusFile:
@@ -41,27 +43,6 @@ def _png_with_header(width: int, height: int) -> bytes:
         + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + _png_chunk(b"IEND", b"")
     )
-
-
-def _dicom(pixels: np.ndarray, path: Path, with_pixels: bool = True) -> None:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.Modality = "DX"
-    dataset.Rows, dataset.Columns = pixels.shape
-    dataset.SamplesPerPixel = 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated = dataset.BitsStored = 8
-    dataset.HighBit = 7
-    dataset.PixelRepresentation = 0
-    if with_pixels:
-        dataset.PixelData = pixels.astype(np.uint8).tobytes()
-    dataset.save_as(path, enforce_file_format=True)
 
 
 def _pdf_bytes() -> bytes:
@@ -117,12 +98,9 @@ def build_corpus(xray_jpeg: Path, folder: Path) -> list[CorpusFile]:
     add("icon.ico", encoded(gray.resize((16, 16)), "ICO"), "error", "too small")
     add("bomb_header.png", _png_with_header(100_000, 100_000), "error", "too large")
     add("bomb_wide.png", _png_with_header(2_000_000, 200), "error", "too large")
-    dicom_path = folder / "dicom_no_pixels.dcm"
-    _dicom(pixels, dicom_path, with_pixels=False)
-    files.append(CorpusFile(dicom_path, "error", "no pixel data"))
+    files.append(CorpusFile(write_dicom(folder / "dicom_no_pixels.dcm", None), "error", "no pixel data"))
     add("dicom_broken_header.dcm", b"\0" * 128 + b"DICM" + os.urandom(300), "error", "DICOM")
-    whole = folder / "dicom_whole.dcm"
-    _dicom(pixels, whole)
+    whole = write_dicom(folder / "dicom_whole.dcm", pixels, bits=8)
     add("dicom_truncated.dcm", whole.read_bytes()[: whole.stat().st_size // 2], "error", "")
     whole.unlink()
     (folder / "a_folder.png").mkdir(exist_ok=True)
