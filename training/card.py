@@ -30,6 +30,7 @@ def render_card(models_dir: Path) -> str:
     trained = part.info.get("trained_with", {})
     machine = trained.get("machine", {})
     part_metrics = part.info.get("metrics", {})
+    scope = part_metrics.get("scope", {})
     lines = [
         f"Model version `{manifest.version}`. Figures measured on the **test split** of the shared data "
         "(never used for training or for choosing thresholds); thresholds chosen on the validation split.",
@@ -43,6 +44,11 @@ def render_card(models_dir: Path) -> str:
         f"{_fmt(part_metrics.get('cohen_kappa'))} on {part_metrics.get('images')} test images; images below "
         f"{part.min_confidence:.0%} confidence are refused as not supported "
         f"({_fmt(part_metrics.get('refused_below_min_confidence'), True)} of test images).",
+        f"- Not supported: of {scope.get('out_of_scope_images')} test images of other body parts (leg, hip, "
+        f"forearm, wrist, humerus, ...), {_fmt(scope.get('out_of_scope_refused'), True)} are refused as not "
+        f"supported; of {scope.get('in_scope_images')} elbow/hand/shoulder test images, "
+        f"{_fmt(scope.get('in_scope_wrongly_refused'), True)} are wrongly refused. Colour photographs and blank "
+        "images are refused before the model by a colourfulness and a contrast check.",
         "",
         "| fracture model | test images (fractured) | AUROC | study AUROC | rule-out threshold: sensitivity / "
         "specificity | rule-in threshold: sensitivity / specificity | AUROC per source |",

@@ -122,6 +122,7 @@ def measure(
                 "split": "test",
                 **part_report(test_parts, test["part"][known_test], PART_NAMES),
                 "refused_below_min_confidence": _refused_share(test["part"][known_test], entry["min_confidence"]),
+                "scope": scope_report(test_parts, test["part"][known_test], entry["min_confidence"]),
             }
             figures.confusion_matrix_png(entry["metrics"]["confusion_matrix"], figures_dir / "part_confusion.png")
             continue
@@ -182,6 +183,24 @@ def _predict_all(
 
 def _limited(samples: list[Sample], limit: int) -> list[Sample]:
     return sorted(samples, key=lambda s: hashlib.sha256(str(s.path).encode()).hexdigest())[:limit]
+
+
+def scope_report(true_parts: list[str], probabilities: np.ndarray, min_confidence: float) -> dict[str, Any]:
+    """How the "not supported" answer behaves on held-out test images: the share of other body
+    parts (leg, hip, forearm, wrist, humerus, ...) refused, and of elbow/hand/shoulder images
+    wrongly refused (routed to "other" or below the confidence cut)."""
+    predicted = [PART_NAMES[i] for i in probabilities.argmax(axis=1)]
+    refused = [
+        p not in SUPPORTED_PARTS or c < min_confidence for p, c in zip(predicted, probabilities.max(axis=1))
+    ]
+    outside = [r for r, t in zip(refused, true_parts) if t not in SUPPORTED_PARTS]
+    inside = [r for r, t in zip(refused, true_parts) if t in SUPPORTED_PARTS]
+    return {
+        "out_of_scope_images": len(outside),
+        "out_of_scope_refused": round(float(np.mean(outside)), 4) if outside else None,
+        "in_scope_images": len(inside),
+        "in_scope_wrongly_refused": round(float(np.mean(inside)), 4) if inside else None,
+    }
 
 
 def _refused_share(probabilities: np.ndarray, min_confidence: float) -> float:
