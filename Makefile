@@ -24,7 +24,8 @@ install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c "import tkinter" 2>/dev/null || $(MAKE) system-deps
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || $(MAKE) system-deps
+	test -x $(BIN)/pip || (rm -rf $(VENV) && $(PYTHON) -m venv $(VENV))
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
@@ -38,6 +39,7 @@ system-deps:
 	@missing=""; \
 	command -v Xvfb >/dev/null || missing="$$missing xvfb xauth"; \
 	$(PYTHON) -c "import tkinter" 2>/dev/null || missing="$$missing python3-tk"; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 		else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; fi; \

@@ -110,13 +110,20 @@ def _write_heatmaps(results: list, folder: Path) -> int:
     from app.atomic import write_bytes_atomic
     from app.diagnosis.heatmap import overlay
 
+    used: set[str] = set()
     for xray, diagnosis in results:
         if diagnosis.heatmap is None:
             continue
+        stem = Path(diagnosis.file).stem
+        name, copy = f"{stem}_heatmap.png", 1
+        while name in used:  # same name from two folders (or .png and .dcm): keep both
+            copy += 1
+            name = f"{stem}_{copy}_heatmap.png"
+        used.add(name)
         buffer = io.BytesIO()
         overlay(xray, diagnosis.heatmap).save(buffer, format="PNG")
         try:
-            write_bytes_atomic(folder / f"{Path(diagnosis.file).stem}_heatmap.png", buffer.getvalue())
+            write_bytes_atomic(folder / name, buffer.getvalue())
         except OSError as error:
             _fail(f"{folder}: cannot write heatmaps ({error.strerror})")
             return EXIT_BAD_INPUT

@@ -1,6 +1,6 @@
 """Screenshots of the window's main states for the README, taken from the real app.
 
-    python docs/make_screenshots.py      # needs a display; use `xvfb-run -s "-screen 0 1400x900x24"` without one
+python docs/make_screenshots.py      # needs a display; use `xvfb-run -s "-screen 0 1400x900x24"` without one
 """
 
 from __future__ import annotations

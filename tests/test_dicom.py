@@ -107,3 +107,12 @@ def test_dicom_and_png_give_the_same_answer(tmp_path, diagnoser, xray_paths, gra
     assert from_dicom.part == from_png.part
     for part in ("elbow", "hand", "shoulder"):
         assert abs(from_dicom.head_probabilities[part] - from_png.head_probabilities[part]) <= 0.02
+
+
+@pytest.mark.parametrize(
+    "attributes", [{"WindowCenter": 100, "WindowWidth": 0}, {"Rows": None}], ids=["zero-window", "no-rows"]
+)
+def test_malformed_headers_are_clear_errors(tmp_path, gray, attributes):
+    path = write_dicom(tmp_path / "bad.dcm", gray, bits=8, **attributes)
+    with pytest.raises(XRayReadError, match="DICOM"):
+        read_xray(path)

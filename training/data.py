@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import multiprocessing
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from app.atomic import write_bytes_atomic
 from app.errors import XRayReadError
 from app.xray import read_xray, to_model_input
+from app.xray.preprocess import PREPROCESSING_VERSION
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm"}
@@ -120,13 +125,20 @@ def load_pixels(
     """Model inputs as uint8 (N, size, size), through the app's own reader, and the samples
     they belong to. Files the reader refuses (the shared data has a few truncated JPEGs) are
     left out and counted; results are cached on disk, keyed by the sample list."""
-    key = hashlib.sha256(f"{size}|".encode() + "|".join(str(s.path) for s in samples).encode()).hexdigest()[:16]
+    # Keyed by the sample list, the size and the preprocessing version: a change to any of
+    # them must never reuse stale inputs.
+    identity = f"{PREPROCESSING_VERSION}|{size}|" + "|".join(str(s.path) for s in samples)
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     cache_file = cache_dir / f"pixels_{size}_{key}.npz" if cache_dir else None
     if cache_file and cache_file.exists():
-        cached = np.load(cache_file)
-        return cached["pixels"], [samples[i] for i in cached["kept"]]
+        try:
+            cached = np.load(cache_file)
+            return cached["pixels"], [samples[i] for i in cached["kept"]]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            cache_file.unlink()  # damaged (e.g. an interrupted write): rebuild it
     jobs = [(str(sample.path), size) for sample in samples]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # "spawn": TensorFlow may already be loaded in this process, and forking it can deadlock.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(tqdm(pool.map(_prepare_one, jobs, chunksize=16), total=len(jobs), desc="reading images"))
     kept = [i for i, pixels in enumerate(results) if pixels is not None]
     if len(kept) < len(samples):
@@ -136,5 +148,7 @@ def load_pixels(
     pixels = np.stack([results[i] for i in kept])
     if cache_file:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache_file, pixels=pixels, kept=np.array(kept))
+        buffer = io.BytesIO()
+        np.savez(buffer, pixels=pixels, kept=np.array(kept))
+        write_bytes_atomic(cache_file, buffer.getvalue())
     return pixels, [samples[i] for i in kept]

@@ -52,11 +52,28 @@ def publish(model: keras.Model, record: dict[str, Any], samples: list[Sample], a
     models_dir: Path = args.models_dir
     models_dir.mkdir(parents=True, exist_ok=True)
     file_name = file_name_for(config["task"], config["part"])
+    target = models_dir / file_name
+    backup = models_dir / f".{file_name}.previous"
     temporary = models_dir / f".{file_name}.tmp.keras"
     model.save(temporary)  # compiled=False model: no optimizer state, inference weights only
-    os.replace(temporary, models_dir / file_name)
-    digest = sha256_of(models_dir / file_name)
+    if target.exists():
+        os.replace(target, backup)
+    os.replace(temporary, target)
+    try:
+        _publish_entries(target, record, samples, args)
+    except BaseException:
+        # Measuring failed: put the previous model back, so it still matches the manifest.
+        if backup.exists():
+            os.replace(backup, target)
+        raise
+    backup.unlink(missing_ok=True)
+    print(f"published {file_name} and {MANIFEST_NAME} in {models_dir}")
 
+
+def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample], args: argparse.Namespace) -> None:
+    config = record["config"]
+    models_dir, file_name = target.parent, target.name
+    digest = sha256_of(target)
     raw = _existing_manifest(models_dir)
     trained_with = {
         "file": file_name,
@@ -83,7 +100,6 @@ def publish(model: keras.Model, record: dict[str, Any], samples: list[Sample], a
             "trained_with": trained_with,
         }
     measure(models_dir, raw, samples, args, run_dir=Path(args.run_dir))
-    print(f"published {file_name} and {MANIFEST_NAME} in {models_dir}")
 
 
 def evaluate_models(models_dir: Path, samples: list[Sample], args: argparse.Namespace) -> None:
@@ -190,9 +206,7 @@ def scope_report(true_parts: list[str], probabilities: np.ndarray, min_confidenc
     parts (leg, hip, forearm, wrist, humerus, ...) refused, and of elbow/hand/shoulder images
     wrongly refused (routed to "other" or below the confidence cut)."""
     predicted = [PART_NAMES[i] for i in probabilities.argmax(axis=1)]
-    refused = [
-        p not in SUPPORTED_PARTS or c < min_confidence for p, c in zip(predicted, probabilities.max(axis=1))
-    ]
+    refused = [p not in SUPPORTED_PARTS or c < min_confidence for p, c in zip(predicted, probabilities.max(axis=1))]
     outside = [r for r, t in zip(refused, true_parts) if t not in SUPPORTED_PARTS]
     inside = [r for r, t in zip(refused, true_parts) if t in SUPPORTED_PARTS]
     return {

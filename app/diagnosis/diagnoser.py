@@ -19,7 +19,7 @@ import numpy as np
 from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha256_of
 from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
-from app.errors import BoneFracError, ModelFilesError
+from app.errors import BoneFracError, ModelFilesError, XRayReadError
 from app.xray import XRay, read_xray, to_model_input
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -51,10 +51,10 @@ class Diagnoser:
                 continue
             try:
                 model = keras.models.load_model(self.manifest.path_of(entry), compile=False)
-            except Exception as error:
+                kernel, bias = model.get_layer("fracture").get_weights()
+            except Exception as error:  # any load failure means a bad or foreign file
                 raise ModelFilesError(f"model file {entry.file} could not be loaded ({error})") from None
             self._models[entry.file] = model
-            kernel, bias = model.get_layer("fracture").get_weights()
             self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
 
     @property
@@ -111,19 +111,21 @@ class Diagnoser:
         """Diagnose many files, in order: files are read and prepared on worker threads while
         the model runs on whole batches. A file that cannot be read yields its error."""
         paths = [Path(p) for p in paths]
+        window = 2 * batch_size  # read ahead a bounded number of files: memory stays flat
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as readers:
-            prepared = readers.map(self._read_and_prepare, paths)
             pending: list[tuple[Path, XRay, dict[int, np.ndarray], str, float, float]] = []
-            for path, item in zip(paths, prepared):
-                if isinstance(item, BoneFracError):
-                    yield from self._flush(pending, with_heatmap)
-                    pending = []
-                    yield path, None, item
-                    continue
-                pending.append((path, *item))
-                if len(pending) == batch_size:
-                    yield from self._flush(pending, with_heatmap)
-                    pending = []
+            for chunk_start in range(0, len(paths), window):
+                chunk = paths[chunk_start : chunk_start + window]
+                for path, item in zip(chunk, readers.map(self._read_and_prepare, chunk)):
+                    if isinstance(item, BoneFracError):
+                        yield from self._flush(pending, with_heatmap)
+                        pending = []
+                        yield path, None, item
+                        continue
+                    pending.append((path, *item))
+                    if len(pending) == batch_size:
+                        yield from self._flush(pending, with_heatmap)
+                        pending = []
             yield from self._flush(pending, with_heatmap)
 
     def _read_and_prepare(self, path: Path):
@@ -133,6 +135,8 @@ class Diagnoser:
             digest = sha256_of(path)
         except BoneFracError as error:
             return error
+        except OSError as error:  # vanished or unreadable between reading and hashing
+            return XRayReadError(f"the file could not be read ({error.strerror or error})")
         read = time.perf_counter()
         inputs = self._model_inputs(xray)
         return xray, inputs, digest, _ms(started, read), _ms(read)
@@ -167,7 +171,8 @@ class Diagnoser:
             entry = self.fracture_entry(name)
             head_probabilities[name] = float(outputs[entry.file]["fracture"][entry.output_index])
 
-        reason = out_of_scope_reason(xray) or self._unsupported_reason(part, part_probabilities[part])
+        scope_reason = out_of_scope_reason(xray)
+        reason = scope_reason or self._unsupported_reason(part, part_probabilities[part])
         heatmap_started = time.perf_counter()
         heatmap = None
         if reason is None:
@@ -194,6 +199,7 @@ class Diagnoser:
             head_probabilities=head_probabilities,
             heatmap=heatmap,
             notes=xray.notes,
+            out_of_scope=scope_reason is not None,
         )
 
     def _unsupported_reason(self, part: str, confidence: float) -> str | None:
@@ -220,6 +226,8 @@ class Diagnoser:
     def aggregate_study(self, views: Sequence[Diagnosis]) -> StudyDiagnosis:
         """Study part from the mean part probabilities; study fracture probability is the
         mean of that part's fracture head over all views."""
+        # Views refused before the model (a photograph, a blank image) are not part of the study.
+        views = [v for v in views if not v.out_of_scope] or list(views)
         if not views:
             raise ValueError("a study needs at least one image")
         names = list(views[0].part_probabilities)

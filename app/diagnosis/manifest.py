@@ -59,6 +59,8 @@ def load_manifest(directory: Path, verify: bool = True) -> ModelManifest:
         raw = json.loads(manifest_path.read_text(encoding="utf-8"))
         entries = {name: _entry(name, raw["models"][name]) for name in MODEL_NAMES}
         version = str(raw["model_version"])
+    except OSError as error:
+        raise ModelFilesError(f"the model manifest {manifest_path} cannot be read ({error.strerror})") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ModelFilesError(f"the model manifest {manifest_path} is damaged ({error}); {RESTORE_HINT}") from None
     manifest = ModelManifest(directory=directory, version=version, entries=entries, raw=raw)
@@ -76,6 +78,12 @@ def load_manifest(directory: Path, verify: bool = True) -> ModelManifest:
 
 
 def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
+    if data["output"] == "fracture":
+        # A fracture model is unusable without its column and both operating thresholds.
+        if data.get("output_index") is None or not {"sensitive", "specific"} <= set(data.get("thresholds", {})):
+            raise ValueError(f"{name} lacks its output_index or thresholds")
+    elif data["output"] != "part":
+        raise ValueError(f"{name} has an unknown output {data['output']!r}")
     known = {"file", "sha256", "input_size", "output", "output_index", "class_names", "thresholds", "min_confidence"}
     return ModelEntry(
         name=name,

@@ -48,6 +48,7 @@ class Diagnosis:
     # Class activation map over the letterboxed square model input, values in [0, 1].
     heatmap: np.ndarray | None = field(default=None, repr=False)
     notes: tuple[str, ...] = ()
+    out_of_scope: bool = False  # refused before the model: not a radiograph (photo, blank)
 
     @property
     def part_confidence(self) -> float:

@@ -4,11 +4,15 @@ worker thread."""
 from __future__ import annotations
 
 import sys
-import tkinter
 from pathlib import Path
 
 
 def run_app(models_dir: Path | None = None) -> int:
+    try:
+        import tkinter
+    except ImportError:
+        print("error: Tk is not installed (on Debian/Ubuntu: apt-get install python3-tk)", file=sys.stderr)
+        return 2
     try:
         from app.gui.window import BoneFracWindow
 

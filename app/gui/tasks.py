@@ -37,16 +37,18 @@ class BackgroundTasks:
     def _poll(self) -> None:
         finished = [item for item in self._pending if item[0].done()]
         self._pending = [item for item in self._pending if not item[0].done()]
-        for future, on_done, on_error in finished:
-            error = future.exception()
-            if error is None:
-                on_done(future.result())
+        try:
+            for future, on_done, on_error in finished:
+                error = future.exception()
+                if error is None:
+                    on_done(future.result())
+                else:
+                    on_error(error)
+        finally:  # a failing callback must not stop later work from being delivered
+            if self._pending:
+                self._root.after(POLL_MS, self._poll)
             else:
-                on_error(error)
-        if self._pending:
-            self._root.after(POLL_MS, self._poll)
-        else:
-            self._polling = False
+                self._polling = False
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -65,6 +65,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.current = 0
         self.study: StudyDiagnosis | None = None
         self.predicting = False
+        self.loading = False
         self.generation = 0  # bumps on every load, so stale background results are dropped
         self.dialogs: list[MessageDialog] = []
         self.tasks = BackgroundTasks(self)
@@ -215,7 +216,9 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     def load_paths(self, paths: list[Path]) -> None:
         self.generation += 1
         generation = self.generation
+        self.loading = True
         self.set_status(f"Reading {len(paths)} file(s)…", busy=True)
+        self.render_buttons()
 
         def read_all() -> tuple[list[ViewState], list[str]]:
             views, errors = [], []
@@ -231,10 +234,12 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     def _loaded(self, generation: int, views: list[ViewState], errors: list[str]) -> None:
         if generation != self.generation:
             return
+        self.loading = False
         if errors:
             self.show_error("Some files could not be opened", "\n".join(errors))
         if not views:
             self.set_status("No image loaded." if not self.views else "Kept the images already open.")
+            self.render_buttons()
             return
         self.views, self.current, self.study = views, 0, None
         self.set_status(f"{len(views)} image(s) loaded. Press Predict (Ctrl+P).")
@@ -290,12 +295,13 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
     def _unexpected(self, error: BaseException) -> None:
         self.predicting = False
+        self.loading = False
         self.set_status("Something went wrong; the app is still running.")
         self.show_error("Unexpected problem", f"{type(error).__name__}: {error}")
         self.render_buttons()
 
     def can_predict(self) -> bool:
-        return bool(self.views) and self.diagnoser is not None and not self.predicting
+        return bool(self.views) and self.diagnoser is not None and not (self.predicting or self.loading)
 
     # ---------- rendering ----------
     @property
@@ -401,7 +407,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     def save_screenshot(self, path: Path) -> bool:
         try:
             save_window_screenshot(self, path)
-        except OSError as error:
+        except Exception as error:  # any capture backend's failure becomes a dialog
             self.show_error("Screenshot not saved", f"The screenshot could not be saved to {path}: {error}")
             return False
         self.set_status(f"Screenshot saved: {path.name}")

@@ -28,12 +28,22 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
 
 
 def render_png(content: ReportContent) -> bytes:
+    # Lay out twice: once to measure the height, once on a page of exactly that height.
+    height = max(PAGE_MIN_HEIGHT, _layout(content, Image.new("RGB", (PAGE_WIDTH, 1), "white")) + MARGIN)
+    page = Image.new("RGB", (PAGE_WIDTH, height), "white")
+    _layout(content, page)
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _layout(content: ReportContent, page: Image.Image) -> int:
+    """Draw the content onto `page` (drawing past its bottom is clipped); return the end y."""
     title_font = ImageFont.truetype(str(BOLD_FONT), 34)
     heading_font = ImageFont.truetype(str(BOLD_FONT), 24)
     body_font = ImageFont.truetype(str(REGULAR_FONT), 20)
     small_font = ImageFont.truetype(str(REGULAR_FONT), 17)
     text_width = PAGE_WIDTH - 2 * MARGIN
-    page = Image.new("RGB", (PAGE_WIDTH, 6000), "white")
     draw = ImageDraw.Draw(page)
     y = MARGIN
 
@@ -68,7 +78,4 @@ def render_png(content: ReportContent) -> bytes:
                 draw.text((left, y + 14 + shown.height), caption, font=small_font, fill="black")
                 tallest = max(tallest, shown.height)
             y += tallest + 50
-    page = page.crop((0, 0, PAGE_WIDTH, max(PAGE_MIN_HEIGHT, y + MARGIN)))
-    buffer = io.BytesIO()
-    page.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return y

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from app.errors import XRayReadError
 from app.xray.image import XRay
@@ -17,7 +18,7 @@ _KEPT_ATTRIBUTES = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate",
 def read_dicom(file_path: Path) -> XRay:
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
     try:
         dataset = pydicom.dcmread(file_path)
@@ -25,7 +26,12 @@ def read_dicom(file_path: Path) -> XRay:
         raise XRayReadError(f"the DICOM file is damaged ({error})") from None
     if "PixelData" not in dataset:
         raise XRayReadError("the DICOM file holds no image (no pixel data)")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    try:
+        rows, columns = int(dataset.get("Rows") or 0), int(dataset.get("Columns") or 0)
+    except (TypeError, ValueError):
+        rows = columns = 0
+    if not rows or not columns:
+        raise XRayReadError("the DICOM header is damaged (no image size)")
     if rows * columns > MAX_PIXELS:
         raise XRayReadError(f"the image is too large to open safely ({columns}x{rows} pixels)")
     if min(rows, columns) < MIN_SIDE:
@@ -34,7 +40,7 @@ def read_dicom(file_path: Path) -> XRay:
     notes: list[str] = []
     try:
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
-        pixels = dataset.pixel_array if frames == 1 else dataset.pixel_array[0]
+        pixels = dataset.pixel_array if frames == 1 else pixel_array(dataset, index=0)  # decode one frame
     except (NotImplementedError, RuntimeError) as error:
         syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None)
         name = getattr(syntax, "name", "this compression")
@@ -47,12 +53,19 @@ def read_dicom(file_path: Path) -> XRay:
     if frames > 1:
         notes.append(f"the file holds {frames} frames; the first was used")
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if pixels.ndim == 3:  # colour DICOM (e.g. a secondary capture): luma
+    colourfulness = 0.0
+    if pixels.ndim == 3:  # colour DICOM (e.g. a secondary capture of a photograph): luma
+        from app.xray.reader import measure_colourfulness
+
+        rgb = np.clip(pixels[..., :3], 0, 255).astype(np.uint8)
+        colourfulness = measure_colourfulness(Image.fromarray(rgb, mode="RGB"))
         pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         photometric = "MONOCHROME2"
-    values = apply_modality_lut(pixels, dataset)
-    values = apply_voi_lut(values, dataset, index=0)
-    values = np.asarray(values, dtype=np.float64)
+    try:
+        values = apply_modality_lut(pixels, dataset)
+        values = np.asarray(apply_voi_lut(values, dataset, index=0), dtype=np.float64)
+    except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as error:
+        raise XRayReadError(f"the DICOM grey-scale tables (rescale / window / LUT) are invalid ({error})") from None
     low, high = float(values.min()), float(values.max())
     scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
     if photometric == "MONOCHROME1":
@@ -69,4 +82,5 @@ def read_dicom(file_path: Path) -> XRay:
         original_size=(columns, rows),
         metadata=metadata,
         notes=tuple(notes),
+        colourfulness=colourfulness,
     )

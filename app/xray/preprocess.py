@@ -8,6 +8,8 @@ from PIL import Image
 
 from app.xray.image import XRay
 
+# Bump when any transform below changes: cached training inputs are keyed by it.
+PREPROCESSING_VERSION = 1
 LOW_PERCENTILE = 0.5
 HIGH_PERCENTILE = 99.5
 

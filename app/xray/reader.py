@@ -22,19 +22,32 @@ MAX_PIXELS = 250_000_000  # refuse larger files before decoding them (decompress
 
 _DICOM_MAGIC_OFFSET = 128
 
+# Our own limit (MAX_PIXELS, checked before decoding) replaces Pillow's lower default, and
+# its warning, which would otherwise print to the terminal for large legitimate scans.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
 
 def read_xray(path: str | os.PathLike[str]) -> XRay:
     """Read `path` (PNG, JPEG, GIF, BMP, TIFF, DICOM) as a normalised grayscale X-ray.
 
-    Raises `XRayReadError` with a message in the user's terms when the file cannot be used.
+    Raises `XRayReadError` with a message in the user's terms when the file cannot be used;
+    nothing else escapes, whatever the file holds.
     """
     file_path = Path(path)
-    _check_readable(file_path)
-    if _looks_like_dicom(file_path):
-        from app.xray.dicom import read_dicom  # pydicom is only imported when needed
+    try:
+        _check_readable(file_path)
+        if _looks_like_dicom(file_path):
+            from app.xray.dicom import read_dicom  # pydicom is only imported when needed
 
-        return read_dicom(file_path)
-    return _read_with_pillow(file_path)
+            return read_dicom(file_path)
+        return _read_with_pillow(file_path)
+    except XRayReadError:
+        raise
+    except MemoryError:
+        raise XRayReadError("the image is too large for this computer's memory") from None
+    except Exception as error:  # a decoder's own failure on a malformed file
+        raise XRayReadError(f"the file could not be read as an image ({type(error).__name__}: {error})") from None
 
 
 def _check_readable(file_path: Path) -> None:
@@ -59,12 +72,10 @@ def _looks_like_dicom(file_path: Path) -> bool:
 
 def _read_with_pillow(file_path: Path) -> XRay:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(file_path)
+        image = Image.open(file_path)
     except UnidentifiedImageError:
         raise XRayReadError("not an image file that can be read (expected PNG, JPEG or DICOM)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise XRayReadError("the image is too large to open safely") from None
     except OSError as error:
         raise XRayReadError(f"the file is damaged or truncated ({error})") from None
@@ -89,7 +100,7 @@ def _read_with_pillow(file_path: Path) -> XRay:
             upright = ImageOps.exif_transpose(image)
             pixels = _to_gray_float(upright)
             colourfulness = measure_colourfulness(upright)
-        except (OSError, ValueError, SyntaxError) as error:
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
             raise XRayReadError(f"the image data is damaged or truncated ({error})") from None
 
     pixels = _limit_size(pixels)
