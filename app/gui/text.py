@@ -56,6 +56,16 @@ def study_text(study: StudyDiagnosis) -> str:
     )
 
 
+def model_text(manifest: ModelManifest | None, diagnosis: Diagnosis | None) -> str:
+    """What the model behind the shown verdict was trained on and how it measured."""
+    if manifest is None:
+        return ""
+    lines = [f"Model version {manifest.version}.", part_model_summary(manifest)]
+    if diagnosis is not None and diagnosis.supported:
+        lines.append(fracture_model_summary(manifest, diagnosis.part))
+    return "\n".join(lines)
+
+
 def about_text(manifest: ModelManifest | None, models_error: str | None) -> str:
     parts = ["bonefrac — fracture detection decision support", "", NOTICE, "", HOW_TO]
     if manifest is not None:

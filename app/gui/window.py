@@ -19,7 +19,7 @@ from app.errors import BoneFracError
 from app.gui.dialogs import HistoryWindow, MessageDialog, TextWindow
 from app.gui.screenshot import save_window_screenshot
 from app.gui.tasks import BackgroundTasks
-from app.gui.text import about_text, part_text, probability_text, study_text, threshold_text
+from app.gui.text import about_text, model_text, part_text, probability_text, study_text, threshold_text
 from app.gui.viewer import XRayViewer
 from app.history import History, HistoryRow
 from app.report.content import VERDICT_LABELS
@@ -198,7 +198,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     def _models_ready(self, diagnoser) -> None:
         self.diagnoser = diagnoser
         self.set_status(f"Models ready (version {diagnoser.model_version}).")
-        self.model_label.configure(text=f"Model version {diagnoser.model_version}")
+        self.model_label.configure(text=model_text(diagnoser.manifest, None))
         self.render_buttons()
 
     def _models_failed(self, error: BaseException) -> None:
@@ -351,6 +351,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             )
             self.probability_label.configure(text=probability_text(diagnosis))
             self.threshold_label.configure(text=threshold_text(diagnosis.thresholds))
+        self.model_label.configure(text=model_text(self.diagnoser.manifest if self.diagnoser else None, diagnosis))
         self.study_label.configure(text=study_text(self.study) if self.study else "")
 
     def render_thumbnails(self) -> None:
