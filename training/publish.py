@@ -188,7 +188,7 @@ def _predict_all(
             if args.limit:
                 chosen = _limited(chosen, args.limit)
             pixels, kept = load_pixels(chosen, size, args.cache_dir, args.workers)
-            predicted = model.predict(pixels[..., np.newaxis].astype(np.float32) / 255.0, batch_size=64, verbose=0)
+            predicted = model.predict(pixels[..., np.newaxis].astype(np.float32) / 255.0, batch_size=64, verbose=1)
             results[(file_name, split)] = {
                 "samples": kept,
                 "part": np.asarray(predicted["part"]),

@@ -172,18 +172,12 @@ class Diagnoser:
             head_probabilities[name] = float(outputs[entry.file]["fracture"][entry.output_index])
 
         scope_reason = out_of_scope_reason(xray)
-        reason = scope_reason or self._unsupported_reason(part, part_probabilities[part])
+        reason, probability, thresholds, verdict = self._route(part_probabilities, head_probabilities, scope_reason)
         heatmap_started = time.perf_counter()
         heatmap = None
-        if reason is None:
+        if reason is None and with_heatmap:
             entry = self.fracture_entry(part)
-            probability = head_probabilities[part]
-            verdict = verdict_for(probability, entry.thresholds)
-            thresholds = dict(entry.thresholds)
-            if with_heatmap:
-                heatmap = self._class_activation_map(entry, outputs[entry.file]["features"])
-        else:
-            probability, verdict, thresholds = None, Verdict.UNSUPPORTED, None
+            heatmap = self._class_activation_map(entry, outputs[entry.file]["features"])
         timings = {**timings, "heatmap": _ms(heatmap_started), "total": _ms(started)}
         return Diagnosis(
             file=xray.source_name,
@@ -201,6 +195,19 @@ class Diagnoser:
             notes=xray.notes,
             out_of_scope=scope_reason is not None,
         )
+
+    def _route(
+        self, part_probabilities: dict[str, float], head_probabilities: dict[str, float], refused: str | None = None
+    ) -> tuple[str | None, float | None, dict[str, float] | None, Verdict]:
+        """Route to the most likely part's fracture head: (reason refused, probability,
+        thresholds, verdict). `refused` is a reason found before the model."""
+        part = max(part_probabilities, key=part_probabilities.get)
+        reason = refused or self._unsupported_reason(part, part_probabilities[part])
+        if reason is not None:
+            return reason, None, None, Verdict.UNSUPPORTED
+        thresholds = dict(self.fracture_entry(part).thresholds)
+        probability = head_probabilities[part]
+        return None, probability, thresholds, verdict_for(probability, thresholds)
 
     def _unsupported_reason(self, part: str, confidence: float) -> str | None:
         if part not in SUPPORTED_PARTS:
@@ -233,13 +240,8 @@ class Diagnoser:
         names = list(views[0].part_probabilities)
         mean_parts = {name: float(np.mean([v.part_probabilities[name] for v in views])) for name in names}
         part = max(mean_parts, key=mean_parts.get)
-        reason = self._unsupported_reason(part, mean_parts[part])
-        if reason is None:
-            probability = float(np.mean([v.head_probabilities[part] for v in views]))
-            thresholds = dict(self.fracture_entry(part).thresholds)
-            verdict = verdict_for(probability, thresholds)
-        else:
-            probability, thresholds, verdict = None, None, Verdict.UNSUPPORTED
+        mean_heads = {name: float(np.mean([v.head_probabilities[name] for v in views])) for name in SUPPORTED_PARTS}
+        reason, probability, thresholds, verdict = self._route(mean_parts, mean_heads)
         return StudyDiagnosis(
             views=tuple(views),
             part=part,

@@ -61,14 +61,8 @@ class Diagnosis:
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
-            "part": self.part,
             "part_confidence": round(self.part_confidence, 4),
-            "part_probabilities": {k: round(v, 4) for k, v in self.part_probabilities.items()},
-            "fracture_probability": None if self.fracture_probability is None else round(self.fracture_probability, 4),
-            "verdict": self.verdict.value,
-            "unsupported_reason": self.unsupported_reason,
-            "thresholds": None if self.thresholds is None else dict(self.thresholds),
-            "model_version": self.model_version,
+            **_verdict_fields(self),
             "file_sha256": self.file_sha256,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "notes": list(self.notes),
@@ -90,14 +84,18 @@ class StudyDiagnosis:
     model_version: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "views": len(self.views),
-            "files": [view.file for view in self.views],
-            "part": self.part,
-            "part_probabilities": {k: round(v, 4) for k, v in self.part_probabilities.items()},
-            "fracture_probability": None if self.fracture_probability is None else round(self.fracture_probability, 4),
-            "verdict": self.verdict.value,
-            "unsupported_reason": self.unsupported_reason,
-            "thresholds": None if self.thresholds is None else dict(self.thresholds),
-            "model_version": self.model_version,
-        }
+        return {"views": len(self.views), "files": [view.file for view in self.views], **_verdict_fields(self)}
+
+
+def _verdict_fields(result: Diagnosis | StudyDiagnosis) -> dict[str, Any]:
+    """The fields an image and a study share, as JSON-ready values."""
+    probability = result.fracture_probability
+    return {
+        "part": result.part,
+        "part_probabilities": {k: round(v, 4) for k, v in result.part_probabilities.items()},
+        "fracture_probability": None if probability is None else round(probability, 4),
+        "verdict": result.verdict.value,
+        "unsupported_reason": result.unsupported_reason,
+        "thresholds": None if result.thresholds is None else dict(result.thresholds),
+        "model_version": result.model_version,
+    }
