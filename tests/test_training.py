@@ -61,6 +61,8 @@ def test_published_manifest_is_complete_and_loadable(tiny_models, xray_paths):
 def test_training_resumes_from_its_checkpoint(tiny_models):
     run = tiny_models / "run"
     assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # header + epoch 1
+    events = (run / "events.log").read_text()
+    assert "epoch 1: " in events and "published into" in events
     status = train_main(
         [
             "all",

@@ -39,6 +39,22 @@ def confusion_matrix_png(matrix: dict, path: Path) -> None:
     _save(figure, path)
 
 
+def verdict_matrix_png(matrices: dict[str, np.ndarray], path: Path) -> None:
+    """Per part: true label (rows) against the three-way verdict (columns), test split."""
+    figure, axes = plt.subplots(1, max(1, len(matrices)), figsize=(4.2 * max(1, len(matrices)), 3.4), dpi=100)
+    axes = np.atleast_1d(axes)
+    columns, rows = ["normal", "uncertain", "fractured"], ["normal", "fractured"]
+    for axis, (part, counts) in zip(axes, matrices.items()):
+        axis.imshow(counts, cmap="Blues")
+        for (row, column), value in np.ndenumerate(counts):
+            colour = "white" if value > counts.max() / 2 else "black"
+            axis.text(column, row, str(value), ha="center", va="center", color=colour)
+        axis.set_xticks(range(3), columns)
+        axis.set_yticks(range(2), rows)
+        axis.set(xlabel="verdict", ylabel="true", title=f"{part} fracture, test split")
+    _save(figure, path)
+
+
 def training_curves_png(history_csv: Path, path: Path) -> None:
     with history_csv.open(newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 from pathlib import Path
 
 from training.data import Sample, load_pixels, load_samples
@@ -44,6 +45,10 @@ def run_command(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         strategy=args.strategy,
     )
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = training_log(run_dir)
+    log.info("start %s: data %s, %d images; config %s", config.task, args.data, len(samples), config)
     split_samples = {split: select(samples, split, config.task, config.part, args.limit) for split in ("train", "val")}
     for split, chosen in split_samples.items():
         if not chosen:
@@ -51,8 +56,13 @@ def run_command(args: argparse.Namespace) -> int:
     pixels = {}
     for split, chosen in split_samples.items():
         pixels[split], split_samples[split] = load_pixels(chosen, config.input_size, args.cache_dir, args.workers)
-    model, record = train(
-        pixels["train"], split_samples["train"], pixels["val"], split_samples["val"], config, Path(args.run_dir)
+        log.info("%s: %d images", split, len(split_samples[split]))
+    model, record = train(pixels["train"], split_samples["train"], pixels["val"], split_samples["val"], config, run_dir)
+    log.info(
+        "trained: %d epochs in %.0f s; best checkpoint %s",
+        record["epochs_run"],
+        record["duration_s"],
+        run_dir / "best.keras",
     )
     if args.no_publish:
         print(f"trained model: {Path(args.run_dir) / 'best.keras'} (not published)")
@@ -60,4 +70,17 @@ def run_command(args: argparse.Namespace) -> int:
     from training.publish import publish
 
     publish(model, record, samples, args)
+    log.info("published into %s", args.models_dir)
     return 0
+
+
+def training_log(run_dir: Path) -> logging.Logger:
+    """Events of a run, appended to <run-dir>/events.log (Keras prints the progress bars)."""
+    log = logging.getLogger("bonefrac.training")
+    log.setLevel(logging.INFO)
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+    handler = logging.FileHandler(run_dir / "events.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    return log

@@ -124,7 +124,7 @@ def measure(
     if missing:
         raise ValueError(f"the manifest has no {', '.join(missing)} model yet: train with 'bonefrac-train all' first")
     outputs = _predict_all(models_dir, raw, samples, args)
-    roc_curves = {}
+    roc_curves, verdict_matrices = {}, {}
     for name in MODEL_NAMES:
         entry = raw["models"][name]
         val, test = outputs[(entry["file"], "val")], outputs[(entry["file"], "test")]
@@ -161,7 +161,9 @@ def measure(
             ),
         }
         roc_curves[part] = (test_labels, test_scores)
+        verdict_matrices[part] = verdict_matrix(test_labels, test_scores, entry["thresholds"])
     figures.roc_png(roc_curves, figures_dir / "fracture_roc.png")
+    figures.verdict_matrix_png(verdict_matrices, figures_dir / "fracture_verdicts.png")
     if run_dir is not None and (run_dir / "history.csv").is_file():
         figures.training_curves_png(run_dir / "history.csv", figures_dir / "training_curves.png")
     raw["figures"] = sorted(str(p.relative_to(models_dir)) for p in figures_dir.glob("*.png"))
@@ -195,6 +197,12 @@ def _predict_all(
                 "fracture": np.asarray(predicted["fracture"]),
             }
     return results
+
+
+def verdict_matrix(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    """Counts of true normal/fractured (rows) by verdict normal/uncertain/fractured (columns)."""
+    verdict = np.where(scores >= thresholds["specific"], 2, np.where(scores < thresholds["sensitive"], 0, 1))
+    return np.array([[int(((labels == row) & (verdict == column)).sum()) for column in range(3)] for row in (0, 1)])
 
 
 def _limited(samples: list[Sample], limit: int) -> list[Sample]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -149,6 +150,11 @@ def train(
         ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: logging.getLogger("bonefrac.training").info(
+                "epoch %d: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()}
+            )
+        ),
     ]
     if config.max_minutes > 0:
         callbacks.append(TimeBudget(config.max_minutes))
