@@ -187,3 +187,20 @@ def test_missing_models_say_which_file(virtual_display, tmp_path):
         assert app.predict_button.cget("state") == "disabled"
     finally:
         app.close()
+
+
+def test_zoom_fit_and_appearance(window, xray_paths):
+    import customtkinter as ctk
+
+    load(window, xray_paths["hand_0"])
+    window.zoom_in_button.invoke()
+    window.zoom_in_button.invoke()
+    assert window.viewer.zoom == pytest.approx(1.5625)
+    window.event_generate("<Control-Key-0>")
+    window.update()
+    assert window.viewer.zoom == 1.0
+    window.appearance_menu.set("Dark")
+    window.appearance_menu.cget("command")("Dark")  # what choosing "Dark" in the menu calls
+    window.update()
+    assert ctk.get_appearance_mode() == "Dark"
+    ctk.set_appearance_mode("Light")
