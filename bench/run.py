@@ -66,14 +66,19 @@ def baseline_runner(diagnoser):
 
 
 def floor_runner(diagnoser):
-    """One ResNet-50 forward pass on a prepared input, nothing else."""
+    """One ResNet-50 forward pass on a prepared input, nothing else, run the fastest way we
+    know (a traced tf.function)."""
+    import tensorflow as tf
+
     model = next(iter(diagnoser._models.values()))
     trunk = model.get_layer("resnet50")
     size = diagnoser.part_entry.input_size
-    x = np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32) * 255.0
+    x = tf.constant(np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32) * 255.0)
+    forward = tf.function(lambda batch: trunk(batch, training=False))
+    forward(x)
 
     def run(_item) -> None:
-        trunk.predict_on_batch(x)
+        forward(x).numpy()
 
     return run
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha256_of
+from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
 from app.errors import BoneFracError, ModelFilesError, XRayReadError
@@ -45,6 +46,7 @@ class Diagnoser:
         self.manifest: ModelManifest = load_manifest(Path(models_dir or DEFAULT_MODELS_DIR))
         keras = _keras()
         self._models = {}
+        self._runners: dict[str, Runner] = {}
         self._cam_weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for entry in self.manifest.entries.values():
             if entry.file in self._models:
@@ -55,6 +57,7 @@ class Diagnoser:
             except Exception as error:  # any load failure means a bad or foreign file
                 raise ModelFilesError(f"model file {entry.file} could not be loaded ({error})") from None
             self._models[entry.file] = model
+            self._runners[entry.file] = make_runner(model, entry.input_size)
             self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
 
     @property
@@ -82,8 +85,7 @@ class Diagnoser:
                 continue
             done.add(entry.file)
             stacked = np.stack([inputs[entry.input_size] for inputs in batch])
-            raw = self._models[entry.file].predict_on_batch(stacked)
-            arrays = {name: np.asarray(value) for name, value in raw.items()}
+            arrays = self._runners[entry.file](stacked)
             for index, outputs in enumerate(per_image):
                 outputs[entry.file] = {name: values[index] for name, values in arrays.items()}
         return per_image
