@@ -63,6 +63,7 @@ def test_training_resumes_from_its_checkpoint(tiny_models):
     assert len((run / "history.csv").read_text().strip().splitlines()) == 2  # header + epoch 1
     events = (run / "events.log").read_text()
     assert "epoch 1: " in events and "published into" in events
+    first_seconds = json.loads((run / "wallclock.json").read_text())["seconds"]
     status = train_main(
         [
             "all",
@@ -81,6 +82,7 @@ def test_training_resumes_from_its_checkpoint(tiny_models):
     assert status == 0
     rows = (run / "history.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[-1].startswith("1,")  # only epoch 2 ran: epoch 1 was restored
+    assert json.loads((run / "wallclock.json").read_text())["seconds"] > first_seconds  # time adds up
 
 
 def test_per_part_model_replaces_one_entry(tiny_models):

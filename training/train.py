@@ -34,6 +34,24 @@ class TrainConfig:
     strategy: str = "default"  # default | mirrored | multiworker
 
 
+class WallClock(keras.callbacks.Callback):
+    """Training time summed over every process of a run (interrupted runs resume), kept in
+    <run-dir>/wallclock.json so the published duration covers all epochs."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.before = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
+        self.started = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.monotonic() - self.started
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.path.write_text(json.dumps({"seconds": round(self.seconds, 1)}))
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stop before an epoch would overrun the budget (the rebuild must fit a wall-clock slot)."""
 
@@ -138,7 +156,9 @@ def train(
     with make_strategy(config.strategy).scope():
         model = build_model(config.input_size, init=config.init)
         compile_model(model, config, steps)
+    wallclock = WallClock(run_dir / "wallclock.json")
     callbacks = [
+        wallclock,
         # Kept after the run too: the same --run-dir resumes an interrupted run or extends a
         # finished one to more --epochs; a new --run-dir starts afresh.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
@@ -158,9 +178,8 @@ def train(
     ]
     if config.max_minutes > 0:
         callbacks.append(TimeBudget(config.max_minutes))
-    started = time.time()
     model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=1)
-    duration = time.time() - started
+    duration = wallclock.seconds
     best = keras.models.load_model(run_dir / "best.keras", compile=False)
     with (run_dir / "history.csv").open() as history:
         epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
