@@ -33,7 +33,9 @@ def render_card(models_dir: Path) -> str:
     scope = part_metrics.get("scope", {})
     lines = [
         f"Model version `{manifest.version}`. Figures measured on the **test split** of the shared data "
-        "(never used for training or for choosing thresholds); thresholds chosen on the validation split.",
+        "(never used for training or for choosing thresholds); thresholds chosen on the validation split. "
+        '"Study" figures group images by the data\'s leakage group (a source picture with its augmented copies; '
+        "the shared data has no study ids), averaging probabilities as the MURA paper does per study.",
         "",
         f"- Architecture: {trained.get('architecture', 'n/a')}, input {trained.get('input_size')} px, "
         f"initialisation `{trained.get('init')}`.",

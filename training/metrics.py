@@ -3,6 +3,7 @@ image level and study level, and operating thresholds chosen on validation data.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -56,7 +57,8 @@ def operating_thresholds(labels: np.ndarray, scores: np.ndarray) -> dict[str, fl
     specific = float(thresholds[np.nonzero(specific_ok)[0][-1]]) if specific_ok.any() else 1.0
     if sensitive > specific:
         sensitive = specific = (sensitive + specific) / 2.0
-    return {"sensitive": round(sensitive, 4), "specific": round(specific, 4)}
+    # Round outwards, so the stored thresholds still meet their targets on validation data.
+    return {"sensitive": math.floor(sensitive * 1e4) / 1e4, "specific": math.ceil(specific * 1e4) / 1e4}
 
 
 def verdict_counts(scores: np.ndarray, thresholds: dict[str, float]) -> dict[str, int]:
