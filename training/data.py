@@ -101,6 +101,14 @@ def load_folder_tree(root: Path) -> list[Sample]:
     return samples
 
 
+def deterministic_subset(samples: list[Sample], limit: int) -> list[Sample]:
+    """At most `limit` samples, a fixed mix (ordered by path hash) so a small subset still
+    holds every kind of image; the whole list when limit is 0."""
+    if not limit:
+        return samples
+    return sorted(samples, key=lambda s: hashlib.sha256(str(s.path).encode()).hexdigest())[:limit]
+
+
 def split_for_group(group: str, fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)) -> str:
     """Deterministic split from a hash of the group name."""
     digest = hashlib.sha256(group.encode("utf-8")).digest()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
 
-from training.data import Sample, load_pixels, load_samples
+from training.data import Sample, deterministic_subset, load_pixels, load_samples
 from training.model import PART_NAMES
 
 
@@ -17,10 +16,7 @@ def select(samples: list[Sample], split: str, task: str, part: str | None, limit
         chosen = [s for s in chosen if s.part in PART_NAMES]
     elif task == "fracture":
         chosen = [s for s in chosen if s.part == part]
-    if limit:
-        # A deterministic mix (by path hash), so a small subset still holds every kind.
-        chosen = sorted(chosen, key=lambda s: hashlib.sha256(str(s.path).encode()).hexdigest())[:limit]
-    return chosen
+    return deterministic_subset(chosen, limit)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from app.diagnosis.manifest import MANIFEST_NAME, MODEL_NAMES, load_manifest, sh
 from app.machine import describe_machine
 from training import figures
 from training.card import REPO, update_readme
-from training.data import Sample, load_pixels
+from training.data import Sample, deterministic_subset, load_pixels
 from training.metrics import (
     fracture_report,
     min_confidence_for_accuracy,
@@ -187,8 +187,7 @@ def _predict_all(
         model = keras.models.load_model(models_dir / file_name, compile=False)
         for split in ("val", "test"):
             chosen = [s for s in samples if s.split == split and s.part in (*PART_NAMES,)]
-            if args.limit:
-                chosen = _limited(chosen, args.limit)
+            chosen = deterministic_subset(chosen, args.limit)
             pixels, kept = load_pixels(chosen, size, args.cache_dir, args.workers)
             predicted = model.predict(pixels[..., np.newaxis].astype(np.float32) / 255.0, batch_size=64, verbose=1)
             results[(file_name, split)] = {
@@ -203,10 +202,6 @@ def verdict_matrix(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str,
     """Counts of true normal/fractured (rows) by verdict normal/uncertain/fractured (columns)."""
     verdict = np.where(scores >= thresholds["specific"], 2, np.where(scores < thresholds["sensitive"], 0, 1))
     return np.array([[int(((labels == row) & (verdict == column)).sum()) for column in range(3)] for row in (0, 1)])
-
-
-def _limited(samples: list[Sample], limit: int) -> list[Sample]:
-    return sorted(samples, key=lambda s: hashlib.sha256(str(s.path).encode()).hexdigest())[:limit]
 
 
 def scope_report(true_parts: list[str], probabilities: np.ndarray, min_confidence: float) -> dict[str, Any]:
