@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev system-deps bench
+.PHONY: run test lint install install-dev system-deps bench models
 
 run: install
 	$(BIN)/bonefrac
@@ -18,6 +18,14 @@ lint: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/run.py
+
+# Rebuild the shipped models from ../shared/data/xray (about 2 h on this project's 2-core CPU):
+# from scratch at 96 px, then continued at 128 px from that checkpoint (progressive resizing:
+# most epochs at the cheap size, the last ones at the size we ship).
+models: install-dev
+	$(BIN)/bonefrac-train all --input-size 96 --epochs 16 --max-minutes 75 --run-dir runs/stage1-96 --no-publish
+	$(BIN)/bonefrac-train all --input-size 128 --epochs 8 --learning-rate 3e-4 --max-minutes 62 \
+		--init runs/stage1-96/best.keras --run-dir runs/stage2-128
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

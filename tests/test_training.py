@@ -8,15 +8,20 @@ import shutil
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from app.diagnosis import Diagnoser
 from app.diagnosis.manifest import MODEL_NAMES, load_manifest
+from app.xray import read_xray, to_model_input
 from tests.conftest import DATA_DIR, REPO
 from training.cli import main as train_main
 from training.data import load_samples, split_for_group
+from training.model import build_model
 
-TINY = ["--limit", "24", "--input-size", "64", "--batch-size", "8", "--workers", "1"]
+# bfloat16 whatever the CPU, so that the float32 conversion before publishing is always exercised.
+TINY = ["--limit", "24", "--input-size", "64", "--batch-size", "8", "--workers", "1", "--precision", "bfloat16"]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +105,7 @@ def test_per_part_model_replaces_one_entry(tiny_models):
             "--models-dir",
             str(models),
             "--init",
-            str(models / "bonefrac_resnet50.keras"),
+            str(tiny_models / "run" / "best.keras"),
             "--run-dir",
             str(tiny_models / "elbow"),
             "--cache-dir",
@@ -115,6 +120,26 @@ def test_per_part_model_replaces_one_entry(tiny_models):
     for name in ("body_part", "fracture_hand", "fracture_shoulder"):
         assert after.entries[name].sha256 == before["models"][name]["sha256"]
     assert after.version != before["model_version"]
+    # Started from the first run's checkpoint, it continues that run: both stages are counted.
+    trained = after.entries["fracture_elbow"].info["trained_with"]
+    first_run = json.loads((tiny_models / "run" / "record.json").read_text())
+    assert [stage["epochs_run"] for stage in trained["stages"]] == [first_run["epochs_run"], 1]
+    assert trained["epochs_run"] == first_run["epochs_run"] + 1
+    assert trained["duration_s"] > first_run["duration_s"]
+
+
+def test_published_model_computes_in_float32_and_init_continues_it(tiny_models, xray_paths):
+    path = tiny_models / "models" / "bonefrac_resnet50.keras"
+    trained = json.loads((tiny_models / "models" / "manifest.json").read_text())["models"]["body_part"]
+    assert trained["trained_with"]["config"]["precision"] == "mixed_bfloat16"
+    published = keras.models.load_model(path, compile=False)
+    layers = [*published.layers, *published.get_layer("resnet50").layers]
+    assert {layer.dtype_policy.name for layer in layers} == {"float32"}
+    # --init PATH copies the trunk and the heads: before any training it computes the same.
+    continued = build_model(64, init=str(path))
+    image = to_model_input(read_xray(xray_paths["elbow_1"]), 64)[np.newaxis]
+    for output in ("part", "fracture"):
+        np.testing.assert_allclose(continued(image)[output], published(image)[output], atol=1e-6)
 
 
 def test_manifest_csv_loader_reads_the_shared_data():

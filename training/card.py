@@ -39,7 +39,8 @@ def render_card(models_dir: Path) -> str:
         "",
         f"- Architecture: {trained.get('architecture', 'n/a')}, input {trained.get('input_size')} px, "
         f"initialisation `{trained.get('init')}`.",
-        f"- Training: {trained.get('epochs_run', 'n/a')} epochs, {trained.get('duration_s', 0) / 60:.0f} min on "
+        f"- Training: {trained.get('epochs_run', 'n/a')} epochs{_stages(trained)}, "
+        f"{trained.get('duration_s', 0) / 60:.0f} min on "
         f"{machine.get('cpu', 'n/a')} ({machine.get('cores', '?')} cores), {trained.get('train_images')} train / "
         f"{trained.get('val_images')} validation images.",
         f"- Body part: accuracy {_fmt(part_metrics.get('accuracy'), True)}, Cohen's kappa "
@@ -109,3 +110,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _stages(trained: dict[str, Any]) -> str:
+    stages = trained.get("stages") or []
+    if not stages:
+        return ""
+    steps = ", then ".join(
+        f"{stage['epochs_run']} at {stage['input_size']} px ({stage['precision'].replace('mixed_', 'mixed ')})"
+        for stage in stages
+    )
+    return f" ({steps})"

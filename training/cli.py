@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--max-minutes", type=float, default=0.0, help="stop before exceeding this budget")
         command.add_argument("--init", default="none", help="none | imagenet | PATH to a .keras/.weights.h5 file")
         command.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"))
+        command.add_argument(
+            "--precision",
+            default="auto",
+            choices=("auto", "float32", "bfloat16"),
+            help="training arithmetic; auto = mixed bfloat16 on CPUs with AMX, else float32 (models ship in float32)",
+        )
         command.add_argument("--run-dir", type=Path, default=Path("runs") / name, help="checkpoints and logs")
         command.add_argument("--no-publish", action="store_true", help="do not write into the models folder")
         if name == "fracture":

@@ -45,16 +45,19 @@ def build_model(input_size: int, init: str = "none", dropout: float = 0.3) -> ke
     features = layers.Identity(name="features")(features)
     pooled = layers.GlobalAveragePooling2D(name="pool")(features)
     pooled = layers.Dropout(dropout, name="dropout")(pooled)
-    part = layers.Dense(len(PART_NAMES), activation="softmax", name="part")(pooled)
-    fracture = layers.Dense(len(FRACTURE_HEADS), activation="sigmoid", name="fracture")(pooled)
+    # Heads compute in float32 even under mixed precision: probabilities near 0 or 1 need
+    # more than bfloat16's 8 bits, and so do the losses on them.
+    part = layers.Dense(len(PART_NAMES), activation="softmax", name="part", dtype="float32")(pooled)
+    fracture = layers.Dense(len(FRACTURE_HEADS), activation="sigmoid", name="fracture", dtype="float32")(pooled)
     model = keras.Model(inputs, {"features": features, "part": part, "fracture": fracture}, name="bonefrac")
     if init not in ("none", "imagenet"):
-        load_trunk_weights(model, Path(init))
+        load_init_weights(model, Path(init))
     return model
 
 
-def load_trunk_weights(model: keras.Model, path: Path) -> None:
-    """Copy the ResNet-50 trunk from another model file (e.g. a previous run)."""
+def load_init_weights(model: keras.Model, path: Path) -> None:
+    """Start from another model file (a previous run, possibly at another input size): its
+    ResNet-50 trunk, and its heads too where their shapes match (same task layout)."""
     if not path.exists():
         raise FileNotFoundError(f"--init {path}: file not found")
     if path.name.endswith(".weights.h5"):
@@ -62,3 +65,20 @@ def load_trunk_weights(model: keras.Model, path: Path) -> None:
         return
     source = keras.models.load_model(path, compile=False)
     model.get_layer("resnet50").set_weights(source.get_layer("resnet50").get_weights())
+    for head in ("part", "fracture"):
+        weights = source.get_layer(head).get_weights()
+        if [w.shape for w in weights] == [w.shape for w in model.get_layer(head).get_weights()]:
+            model.get_layer(head).set_weights(weights)
+
+
+def as_float32(model: keras.Model, input_size: int) -> keras.Model:
+    """The same weights in a float32 model: what we publish, so that inference runs in
+    float32 on any CPU whatever precision training used."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        converted = build_model(input_size)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    converted.set_weights(model.get_weights())
+    return converted

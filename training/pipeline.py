@@ -27,7 +27,7 @@ def run_command(args: argparse.Namespace) -> int:
         evaluate_models(args.models_dir, samples, args)
         return 0
 
-    from training.train import TrainConfig, train
+    from training.train import TrainConfig, resolve_precision, train
 
     config = TrainConfig(
         task=args.command,
@@ -40,6 +40,7 @@ def run_command(args: argparse.Namespace) -> int:
         patience=args.patience,
         max_minutes=args.max_minutes,
         strategy=args.strategy,
+        precision=resolve_precision(args.precision),
     )
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -75,13 +75,16 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
     models_dir, file_name = target.parent, target.name
     digest = sha256_of(target)
     raw = _existing_manifest(models_dir)
+    stages = record["stages"]
     trained_with = {
         "file": file_name,
         "architecture": "keras.applications.ResNet50, multi-task heads (body part softmax, fracture sigmoid)",
-        "init": config["init"],
+        # Over every stage (a run started from another run's checkpoint continues it).
+        "init": stages[0]["init"],
         "input_size": config["input_size"],
-        "epochs_run": record.get("epochs_run"),
-        "duration_s": record["duration_s"],
+        "epochs_run": sum(stage["epochs_run"] for stage in stages),
+        "duration_s": round(sum(stage["duration_s"] for stage in stages), 1),
+        "stages": stages,
         "train_images": record["train_images"],
         "val_images": record["val_images"],
         "machine": describe_machine(),

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.data import Sample
-from training.model import FRACTURE_HEADS, build_model
+from training.model import FRACTURE_HEADS, as_float32, build_model
 from training.targets import fracture_targets, masked_fracture_loss, part_targets, weighted_part_loss
 
 
@@ -32,6 +32,20 @@ class TrainConfig:
     max_minutes: float = 0.0  # 0 = no time budget
     seed: int = 1234
     strategy: str = "default"  # default | mirrored | multiworker
+    precision: str = "float32"  # float32 | mixed_bfloat16 (see resolve_precision)
+
+
+def resolve_precision(choice: str) -> str:
+    """ "auto" trains in mixed bfloat16 where the CPU has AMX bfloat16 units, measured 2.2x faster
+    at 96 px and 2.6x at 160 px on this project's Xeon; elsewhere bfloat16 may be emulated
+    and slow, so float32."""
+    if choice != "auto":
+        return {"bfloat16": "mixed_bfloat16"}.get(choice, choice)
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if " amx_bf16" in flags else "float32"
 
 
 class WallClock(keras.callbacks.Callback):
@@ -153,6 +167,7 @@ def train(
     train_data = make_dataset(train_pixels, train_samples, config, training=True)
     val_data = make_dataset(val_pixels, val_samples, config, training=False)
     steps = int(np.ceil(len(train_samples) / config.batch_size))
+    keras.mixed_precision.set_global_policy(config.precision)
     with make_strategy(config.strategy).scope():
         model = build_model(config.input_size, init=config.init)
         compile_model(model, config, steps)
@@ -178,9 +193,12 @@ def train(
     ]
     if config.max_minutes > 0:
         callbacks.append(TimeBudget(config.max_minutes))
-    model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=1)
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     duration = wallclock.seconds
-    best = keras.models.load_model(run_dir / "best.keras", compile=False)
+    best = as_float32(keras.models.load_model(run_dir / "best.keras", compile=False), config.input_size)
     with (run_dir / "history.csv").open() as history:
         epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
     record = {
@@ -189,6 +207,31 @@ def train(
         "duration_s": round(duration, 1),
         "train_images": len(train_samples),
         "val_images": len(val_samples),
+        "stages": [*_earlier_stages(config.init), _stage(config, epochs_run, duration)],
     }
     (run_dir / "record.json").write_text(json.dumps(record, indent=2))
     return best, record
+
+
+def _stage(config: TrainConfig, epochs_run: int, duration_s: float) -> dict:
+    return {
+        "init": config.init,
+        "input_size": config.input_size,
+        "epochs_run": epochs_run,
+        "duration_s": round(duration_s, 1),
+        "precision": config.precision,
+    }
+
+
+def _earlier_stages(init: str) -> list[dict]:
+    """A run started from another run's checkpoint (--init runs/X/best.keras) continues it:
+    the published record must count that run's epochs and time as well."""
+    if init in ("none", "imagenet"):
+        return []
+    record = Path(init).parent / "record.json"
+    if not record.is_file():
+        return []
+    earlier = json.loads(record.read_text())
+    return earlier.get("stages") or [
+        _stage(TrainConfig(**earlier["config"]), earlier["epochs_run"], earlier["duration_s"])
+    ]
