@@ -24,7 +24,7 @@ bench: install-dev
 # most epochs at the cheap size, the last ones at the size we ship).
 models: install-dev
 	$(BIN)/bonefrac-train all --input-size 96 --epochs 16 --max-minutes 75 --run-dir runs/stage1-96 --no-publish
-	$(BIN)/bonefrac-train all --input-size 128 --epochs 8 --learning-rate 3e-4 --max-minutes 62 \
+	$(BIN)/bonefrac-train all --input-size 128 --epochs 6 --learning-rate 3e-4 --max-minutes 50 \
 		--init runs/stage1-96/best.keras --run-dir runs/stage2-128
 
 install: $(VENV)/.installed

@@ -55,9 +55,15 @@ def verdict_matrix_png(matrices: dict[str, np.ndarray], path: Path) -> None:
     _save(figure, path)
 
 
-def training_curves_png(history_csv: Path, path: Path) -> None:
-    with history_csv.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+def training_curves_png(stages: list[tuple[str, Path]], path: Path) -> None:
+    """Losses per epoch over every stage of a run, (label, history.csv) in order; a dotted
+    line marks where a stage continued from the previous one's checkpoint."""
+    rows: list[dict[str, str]] = []
+    starts: list[tuple[int, str]] = []
+    for label, history_csv in stages:
+        with history_csv.open(newline="") as handle:
+            starts.append((len(rows), label))
+            rows.extend(csv.DictReader(handle))
     if not rows:
         return
     epochs = np.arange(1, len(rows) + 1)
@@ -65,8 +71,11 @@ def training_curves_png(history_csv: Path, path: Path) -> None:
     for axis, key in zip(axes, ("part_loss", "fracture_loss")):
         axis.plot(epochs, [float(r[key]) for r in rows], label="train")
         axis.plot(epochs, [float(r[f"val_{key}"]) for r in rows], label="validation")
-        axis.set(xlabel="epoch", ylabel=key.replace("_", " "), title=key.replace("_", " "))
-        axis.legend()
+        axis.set(xlabel="epoch", ylabel=key.replace("_", " "), title=key.replace("_", " "), yscale="log")
+        for start, label in starts:
+            axis.axvline(start + 0.5, color="grey", linestyle=":")
+            axis.annotate(label, (start + 0.7, 0.97), xycoords=("data", "axes fraction"), va="top", fontsize=8)
+        axis.legend(loc="best")
     _save(figure, path)
 
 

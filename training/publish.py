@@ -102,12 +102,17 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
             "class_names": list(PART_NAMES) if output == "part" else ["normal", "fractured"],
             "trained_with": trained_with,
         }
-    measure(models_dir, raw, samples, args, run_dir=Path(args.run_dir))
+    # A stage that continued another run's checkpoint: that run's history comes first.
+    histories = [
+        *((f"{stage['input_size']} px", Path(stage["init"]).parent / "history.csv") for stage in stages[1:]),
+        (f"{config['input_size']} px", Path(args.run_dir) / "history.csv"),
+    ]
+    measure(models_dir, raw, samples, args, histories=histories)
 
 
 def evaluate_models(models_dir: Path, samples: list[Sample], args: argparse.Namespace) -> None:
     raw = load_manifest(models_dir).raw
-    measure(models_dir, raw, samples, args, run_dir=None)
+    measure(models_dir, raw, samples, args, histories=[])
     print(f"re-measured the models in {models_dir}")
 
 
@@ -118,7 +123,11 @@ def _existing_manifest(models_dir: Path) -> dict[str, Any]:
 
 
 def measure(
-    models_dir: Path, raw: dict[str, Any], samples: list[Sample], args: argparse.Namespace, run_dir: Path | None
+    models_dir: Path,
+    raw: dict[str, Any],
+    samples: list[Sample],
+    args: argparse.Namespace,
+    histories: list[tuple[str, Path]],
 ) -> None:
     """Choose thresholds on val, measure on test, draw the figures, write the manifest."""
     figures_dir = models_dir / "figures"
@@ -167,8 +176,8 @@ def measure(
         verdict_matrices[part] = verdict_matrix(test_labels, test_scores, entry["thresholds"])
     figures.roc_png(roc_curves, figures_dir / "fracture_roc.png")
     figures.verdict_matrix_png(verdict_matrices, figures_dir / "fracture_verdicts.png")
-    if run_dir is not None and (run_dir / "history.csv").is_file():
-        figures.training_curves_png(run_dir / "history.csv", figures_dir / "training_curves.png")
+    if histories and all(history.is_file() for _, history in histories):
+        figures.training_curves_png(histories, figures_dir / "training_curves.png")
     raw["figures"] = sorted(str(p.relative_to(models_dir)) for p in figures_dir.glob("*.png"))
     raw["notice"] = NOTICE
     raw["measured_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
