@@ -23,6 +23,7 @@ from training import figures
 from training.card import REPO, update_readme
 from training.data import Sample, deterministic_subset, load_pixels
 from training.metrics import (
+    auroc,
     fracture_report,
     min_confidence_for_accuracy,
     operating_thresholds,
@@ -146,6 +147,10 @@ def measure(
             val_parts = [val["samples"][i].part for i in known_val]
             test_parts = [test["samples"][i].part for i in known_test]
             entry["min_confidence"] = min_confidence_for_accuracy(val_parts, val["part"][known_val], PART_NAMES)
+            entry["validation"] = {
+                "images": len(known_val),
+                "accuracy": part_report(val_parts, val["part"][known_val], PART_NAMES)["accuracy"],
+            }
             entry["metrics"] = {
                 "split": "test",
                 **part_report(test_parts, test["part"][known_test], PART_NAMES),
@@ -162,6 +167,8 @@ def measure(
         test_labels = np.array([test["samples"][i].fractured for i in test_rows])
         val_scores, test_scores = val["fracture"][val_rows, index], test["fracture"][test_rows, index]
         entry["thresholds"] = operating_thresholds(val_labels, val_scores)
+        # Validation figures are what runs may be compared on; the test split is never used for choices.
+        entry["validation"] = {"images": len(val_rows), "auroc": auroc(val_labels, val_scores)}
         entry["metrics"] = {
             "split": "test",
             **fracture_report(
