@@ -19,7 +19,7 @@ import time
 from common import REPO, real_images, write_json
 
 BATCH = 32
-STEPS = 6
+STEPS = 10
 
 
 def measure(size: int, precision: str) -> float:

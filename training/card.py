@@ -18,6 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- model-card:start -->", "<!-- model-card:end -->"
 
 
+def _stages(trained: dict[str, Any]) -> str:
+    stages = trained.get("stages") or []
+    if not stages:
+        return ""
+    steps = ", then ".join(
+        f"{stage['epochs_run']} at {stage['input_size']} px ({stage['precision'].replace('mixed_', 'mixed ')})"
+        for stage in stages
+    )
+    return f" ({steps})"
+
+
 def _fmt(value: Any, percent: bool = False) -> str:
     if value is None:
         return "n/a"
@@ -110,14 +121,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _stages(trained: dict[str, Any]) -> str:
-    stages = trained.get("stages") or []
-    if not stages:
-        return ""
-    steps = ", then ".join(
-        f"{stage['epochs_run']} at {stage['input_size']} px ({stage['precision'].replace('mixed_', 'mixed ')})"
-        for stage in stages
-    )
-    return f" ({steps})"

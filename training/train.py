@@ -36,8 +36,8 @@ class TrainConfig:
 
 
 def resolve_precision(choice: str) -> str:
-    """ "auto" trains in mixed bfloat16 where the CPU has AMX bfloat16 units, measured 2.2x faster
-    at 96 px and 1.6x at 128 px on this project's Xeon; elsewhere bfloat16 may be emulated
+    """ "auto" trains in mixed bfloat16 where the CPU has AMX bfloat16 units, measured 1.3x faster
+    at 96 px and 1.9x at 128 px on this project's Xeon (bench/train_speed.py); elsewhere bfloat16 may be emulated
     and slow, so float32."""
     if choice != "auto":
         return {"bfloat16": "mixed_bfloat16"}.get(choice, choice)
