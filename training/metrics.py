@@ -17,6 +17,11 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else None
 
 
+def rounded_auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """AUROC as the manifest stores it (4 decimals); None when one class is missing."""
+    return _round(auroc(labels, scores))
+
+
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | None]:
     if len(labels) == 0:
         return {"threshold": round(float(threshold), 4)}
@@ -93,19 +98,19 @@ def fracture_report(
         per_source[source] = {
             "images": int(mask.sum()),
             "fractured": int(labels[mask].sum()),
-            "auroc": _round(auroc(labels[mask], scores[mask])),
+            "auroc": rounded_auroc(labels[mask], scores[mask]),
             "at_sensitive": binary_metrics(labels[mask], scores[mask], thresholds["sensitive"]),
         }
     return {
         "images": len(labels),
         "fractured": int(labels.sum()),
-        "auroc": _round(auroc(labels, scores)),
+        "auroc": rounded_auroc(labels, scores),
         "at_sensitive": binary_metrics(labels, scores, thresholds["sensitive"]),
         "at_specific": binary_metrics(labels, scores, thresholds["specific"]),
         "verdicts": verdict_counts(scores, thresholds),
         "study": {
             "studies": len(study_labels),
-            "auroc": _round(auroc(study_labels, study_scores)),
+            "auroc": rounded_auroc(study_labels, study_scores),
             "at_sensitive": binary_metrics(study_labels, study_scores, thresholds["sensitive"]),
             "at_specific": binary_metrics(study_labels, study_scores, thresholds["specific"]),
         },

@@ -23,11 +23,11 @@ from training import figures
 from training.card import REPO, update_readme
 from training.data import Sample, deterministic_subset, load_pixels
 from training.metrics import (
-    auroc,
     fracture_report,
     min_confidence_for_accuracy,
     operating_thresholds,
     part_report,
+    rounded_auroc,
 )
 from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
 
@@ -117,10 +117,6 @@ def evaluate_models(models_dir: Path, samples: list[Sample], args: argparse.Name
     print(f"re-measured the models in {models_dir}")
 
 
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
 def _existing_manifest(models_dir: Path) -> dict[str, Any]:
     if (models_dir / MANIFEST_NAME).is_file():
         return load_manifest(models_dir, verify=False).raw
@@ -172,7 +168,7 @@ def measure(
         val_scores, test_scores = val["fracture"][val_rows, index], test["fracture"][test_rows, index]
         entry["thresholds"] = operating_thresholds(val_labels, val_scores)
         # Validation figures are what runs may be compared on; the test split is never used for choices.
-        entry["validation"] = {"images": len(val_rows), "auroc": _rounded(auroc(val_labels, val_scores))}
+        entry["validation"] = {"images": len(val_rows), "auroc": rounded_auroc(val_labels, val_scores)}
         entry["metrics"] = {
             "split": "test",
             **fracture_report(

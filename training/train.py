@@ -36,9 +36,9 @@ class TrainConfig:
 
 
 def resolve_precision(choice: str) -> str:
-    """ "auto" trains in mixed bfloat16 where the CPU has AMX bfloat16 units, measured 1.3x faster
-    at 96 px and 1.9x at 128 px on this project's Xeon (bench/train_speed.py); elsewhere bfloat16 may be emulated
-    and slow, so float32."""
+    """The Keras policy for --precision. With "auto", mixed bfloat16 where the CPU has AMX
+    bfloat16 units (measured 1.3x faster at 96 px, 1.9x at 128 px on this project's Xeon,
+    bench/train_speed.py); elsewhere bfloat16 may be emulated and slow, so float32."""
     if choice != "auto":
         return {"bfloat16": "mixed_bfloat16"}.get(choice, choice)
     try:
@@ -198,7 +198,9 @@ def train(
     finally:
         keras.mixed_precision.set_global_policy("float32")
     duration = wallclock.seconds
-    best = as_float32(keras.models.load_model(run_dir / "best.keras", compile=False), config.input_size)
+    best = keras.models.load_model(run_dir / "best.keras", compile=False)
+    if config.precision != "float32":
+        best = as_float32(best, config.input_size)
     with (run_dir / "history.csv").open() as history:
         epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
     record = {
