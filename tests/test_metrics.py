@@ -9,6 +9,7 @@ from training.metrics import (
     binary_metrics,
     min_confidence_for_accuracy,
     operating_thresholds,
+    part_by_region,
     study_level,
     verdict_counts,
 )
@@ -53,3 +54,18 @@ def test_min_confidence_refuses_unsure_parts():
     truth = ["elbow"] * 19 + ["hand"]
     assert min_confidence_for_accuracy(truth, probabilities, names) <= 0.46
     assert min_confidence_for_accuracy(truth, probabilities, names, target=1.0) > 0.45
+
+
+def test_part_by_region_counts_each_regions_predictions():
+    names = ("elbow", "hand", "shoulder", "other")
+    one_hot = np.eye(4)
+    # Two wrist films (labelled "other"): one read as hand, one right; one hand film read right.
+    probabilities = np.stack([one_hot[1], one_hot[3], one_hot[1]])
+    report = part_by_region(["other", "other", "hand"], ["wrist", "wrist", "hand"], probabilities, names)
+    assert report["wrist"] == {
+        "part": "other",
+        "images": 2,
+        "accuracy": 0.5,
+        "predicted": {"elbow": 0, "hand": 1, "shoulder": 0, "other": 1},
+    }
+    assert report["hand"]["accuracy"] == 1.0 and report["hand"]["images"] == 1

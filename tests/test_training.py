@@ -19,6 +19,7 @@ from tests.conftest import DATA_DIR, REPO
 from training.cli import main as train_main
 from training.data import load_samples, split_for_group
 from training.model import build_model
+from training.pipeline import only_sources, parse_sources
 
 # bfloat16 whatever the CPU, so that the float32 conversion before publishing is always exercised.
 TINY = ["--limit", "24", "--input-size", "64", "--batch-size", "8", "--workers", "1", "--precision", "bfloat16"]
@@ -152,6 +153,14 @@ def test_manifest_csv_loader_reads_the_shared_data():
     assert not groups_by_split["train"] & groups_by_split["val"]
 
 
+def test_sources_option_keeps_only_the_named_sources():
+    samples = load_samples(DATA_DIR)
+    chosen = only_sources(samples, parse_sources(" roboflow, fracatlas,,"))
+    assert {s.source for s in chosen} == {"fracatlas", "roboflow"}
+    assert len(chosen) == sum(s.source != "multiregion" for s in samples)
+    assert only_sources(samples, parse_sources("")) == samples
+
+
 def test_mura_layout(tmp_path, xray_paths):
     for split, patient, study, image in [
         ("train", "patient00001", "study1_positive", "elbow_1"),
@@ -193,8 +202,12 @@ def test_splits_are_deterministic_and_proportioned():
 
 @pytest.mark.parametrize(
     "args",
-    [["all", "--data", "/no/such/place"], ["all", "--init", "/no/such/model.keras", "--limit", "8", "--epochs", "1"]],
-    ids=["missing-data", "missing-init"],
+    [
+        ["all", "--data", "/no/such/place"],
+        ["all", "--init", "/no/such/model.keras", "--limit", "8", "--epochs", "1"],
+        ["all", "--sources", "roboflow,mura", "--limit", "8", "--epochs", "1"],
+    ],
+    ids=["missing-data", "missing-init", "unknown-source"],
 )
 def test_training_cli_errors_are_one_line(args, tmp_path):
     result = subprocess.run(

@@ -29,6 +29,26 @@ def _stages(trained: dict[str, Any]) -> str:
     return f" ({steps})"
 
 
+def _region_errors(by_region: dict[str, dict], shown: int = 4) -> str:
+    """The largest body-part confusions, by fine region, e.g. "wrist (other) as hand 43 of 71"."""
+    errors = [
+        (count, region, figures["part"], predicted, figures["images"])
+        for region, figures in by_region.items()
+        for predicted, count in figures["predicted"].items()
+        if predicted != figures["part"] and count
+    ]
+    if not errors:
+        return ""
+    largest = sorted(errors, reverse=True)[:shown]
+    listed = "; ".join(f"{region} ({part}) as {guess}: {count} of {n}" for count, region, part, guess, n in largest)
+    return f"- Largest body-part confusions on the test split, by the data's finer region: {listed}."
+
+
+def _sources(trained: dict[str, Any]) -> str:
+    sources = trained.get("config", {}).get("sources") or []
+    return f" from the {', '.join(sources)} sources only" if sources else ""
+
+
 def _fmt(value: Any, percent: bool = False) -> str:
     if value is None:
         return "n/a"
@@ -53,7 +73,7 @@ def render_card(models_dir: Path) -> str:
         f"- Training: {trained.get('epochs_run', 'n/a')} epochs{_stages(trained)}, "
         f"{trained.get('duration_s', 0) / 60:.0f} min on "
         f"{machine.get('cpu', 'n/a')} ({machine.get('cores', '?')} cores), {trained.get('train_images')} train / "
-        f"{trained.get('val_images')} validation images.",
+        f"{trained.get('val_images')} validation images{_sources(trained)}.",
         f"- Body part: accuracy {_fmt(part_metrics.get('accuracy'), True)}, Cohen's kappa "
         f"{_fmt(part_metrics.get('cohen_kappa'))} on {part_metrics.get('images')} test images; images below "
         f"{part.min_confidence:.0%} confidence are refused as not supported "
@@ -63,6 +83,7 @@ def render_card(models_dir: Path) -> str:
         f"supported; of {scope.get('in_scope_images')} elbow/hand/shoulder test images, "
         f"{_fmt(scope.get('in_scope_wrongly_refused'), True)} are wrongly refused. Colour photographs and blank "
         "images are refused before the model by a colourfulness and a contrast check.",
+        *filter(None, [_region_errors(part_metrics.get("by_region", {}))]),
         "",
         "| fracture model | test images (fractured) | AUROC | study AUROC | rule-out threshold: sensitivity / "
         "specificity | rule-in threshold: sensitivity / specificity | AUROC per source |",

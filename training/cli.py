@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
             help="training arithmetic: float32 (the shipped model), bfloat16 (mixed; 1.3-1.9x faster on CPUs with "
             "AMX, see README), or auto (bfloat16 where the CPU has AMX); models are published in float32",
         )
+        command.add_argument(
+            "--sources",
+            default="",
+            help="train and validate on these sources only, comma-separated (e.g. fracatlas,roboflow); default: all",
+        )
         command.add_argument("--run-dir", type=Path, default=Path("runs") / name, help="checkpoints and logs")
         command.add_argument("--no-publish", action="store_true", help="do not write into the models folder")
         if name == "fracture":

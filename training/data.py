@@ -41,6 +41,7 @@ class Sample:
     source: str
     group: str  # leakage group: a patient, or a source picture and its copies
     split: str  # train | val | test
+    region: str = ""  # finer anatomy where the data gives it (wrist, forearm, humerus, leg, ...)
 
 
 def load_samples(location: Path) -> list[Sample]:
@@ -69,6 +70,7 @@ def load_manifest_csv(csv_path: Path) -> list[Sample]:
                     source=row.get("source") or "unknown",
                     group=row.get("group") or row["path"],
                     split=row.get("split") or split_for_group(row.get("group") or row["path"]),
+                    region=row.get("region") or "",
                 )
             )
     return samples

@@ -130,6 +130,25 @@ def part_report(true_parts: list[str], probabilities: np.ndarray, class_names: t
     }
 
 
+def part_by_region(
+    true_parts: list[str], regions: list[str], probabilities: np.ndarray, class_names: tuple[str, ...]
+) -> dict[str, dict]:
+    """Body-part predictions per fine region: shows which neighbours the errors come from
+    (a wrist film, labelled "other", shows most of the hand)."""
+    predicted = [class_names[i] for i in probabilities.argmax(axis=1)]
+    report: dict[str, dict] = {}
+    for region in sorted(set(regions)):
+        rows = [i for i, r in enumerate(regions) if r == region]
+        counts = {name: sum(predicted[i] == name for i in rows) for name in class_names}
+        report[region] = {
+            "part": true_parts[rows[0]],
+            "images": len(rows),
+            "accuracy": _round(np.mean([predicted[i] == true_parts[i] for i in rows])),
+            "predicted": counts,
+        }
+    return report
+
+
 def min_confidence_for_accuracy(
     true_parts: list[str], probabilities: np.ndarray, class_names: tuple[str, ...], target: float = 0.95
 ) -> float:

@@ -19,6 +19,21 @@ def select(samples: list[Sample], split: str, task: str, part: str | None, limit
     return deterministic_subset(chosen, limit)
 
 
+def parse_sources(text: str) -> tuple[str, ...]:
+    return tuple(sorted({name.strip() for name in text.split(",") if name.strip()}))
+
+
+def only_sources(samples: list[Sample], sources: tuple[str, ...]) -> list[Sample]:
+    """The samples of the chosen sources (all when none are chosen); an unknown name is an error."""
+    if not sources:
+        return samples
+    present = sorted({s.source for s in samples})
+    unknown = [name for name in sources if name not in present]
+    if unknown:
+        raise ValueError(f"no images from source {', '.join(unknown)} in the data (it has: {', '.join(present)})")
+    return [s for s in samples if s.source in sources]
+
+
 def run_command(args: argparse.Namespace) -> int:
     samples = load_samples(args.data)
     if args.command == "evaluate":
@@ -29,6 +44,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     from training.train import TrainConfig, resolve_precision, train
 
+    sources = parse_sources(args.sources)
+    samples = only_sources(samples, sources)
     config = TrainConfig(
         task=args.command,
         part=getattr(args, "part", None),
@@ -41,6 +58,7 @@ def run_command(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         strategy=args.strategy,
         precision=resolve_precision(args.precision),
+        sources=sources,
     )
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from training.metrics import (
     fracture_report,
     min_confidence_for_accuracy,
     operating_thresholds,
+    part_by_region,
     part_report,
     rounded_auroc,
 )
@@ -157,6 +158,11 @@ def measure(
                 "refused_below_min_confidence": _refused_share(test["part"][known_test], entry["min_confidence"]),
                 "scope": scope_report(test_parts, test["part"][known_test], entry["min_confidence"]),
             }
+            test_regions = [test["samples"][i].region for i in known_test]
+            if all(test_regions):
+                entry["metrics"]["by_region"] = part_by_region(
+                    test_parts, test_regions, test["part"][known_test], PART_NAMES
+                )
             figures.confusion_matrix_png(entry["metrics"]["confusion_matrix"], figures_dir / "part_confusion.png")
             continue
         part = name[len("fracture_") :]

@@ -33,6 +33,7 @@ class TrainConfig:
     seed: int = 1234
     strategy: str = "default"  # default | mirrored | multiworker
     precision: str = "float32"  # float32 | mixed_bfloat16 (see resolve_precision)
+    sources: tuple[str, ...] = ()  # empty = every source in the data
 
 
 def resolve_precision(choice: str) -> str:
