@@ -13,6 +13,7 @@ from typing import Any
 
 from app.atomic import write_text_atomic
 from app.diagnosis.manifest import load_manifest
+from app.diagnosis.model_card import largest_part_confusions
 
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- model-card:start -->", "<!-- model-card:end -->"
@@ -30,17 +31,11 @@ def _stages(trained: dict[str, Any]) -> str:
 
 
 def _region_errors(by_region: dict[str, dict], shown: int = 4) -> str:
-    """The largest body-part confusions, by fine region, e.g. "wrist (other) as hand 43 of 71"."""
-    errors = [
-        (count, region, figures["part"], predicted, figures["images"])
-        for region, figures in by_region.items()
-        for predicted, count in figures["predicted"].items()
-        if predicted != figures["part"] and count
-    ]
-    if not errors:
+    """The largest body-part confusions, by fine region, e.g. "wrist (other) as hand: 43 of 71"."""
+    largest = largest_part_confusions(by_region, shown)
+    if not largest:
         return ""
-    largest = sorted(errors, reverse=True)[:shown]
-    listed = "; ".join(f"{region} ({part}) as {guess}: {count} of {n}" for count, region, part, guess, n in largest)
+    listed = "; ".join(f"{e.region} ({e.part}) as {e.predicted}: {e.count} of {e.images}" for e in largest)
     return f"- Largest body-part confusions on the test split, by the data's finer region: {listed}."
 
 

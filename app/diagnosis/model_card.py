@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from app.diagnosis.manifest import ModelManifest
 
 
@@ -9,12 +11,37 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
+class Confusion(NamedTuple):
+    region: str  # the data's finer anatomy, e.g. wrist
+    part: str  # the body part that region counts as (wrist: other)
+    predicted: str
+    count: int
+    images: int
+
+
+def largest_part_confusions(by_region: dict[str, dict], shown: int) -> list[Confusion]:
+    """The body-part model's most frequent mistakes, by fine region, largest first."""
+    errors = [
+        Confusion(region, figures["part"], predicted, count, figures["images"])
+        for region, figures in by_region.items()
+        for predicted, count in figures["predicted"].items()
+        if predicted != figures["part"] and count
+    ]
+    return sorted(errors, key=lambda error: (-error.count, error.region, error.predicted))[:shown]
+
+
 def part_model_summary(manifest: ModelManifest) -> str:
     metrics = manifest.entries["body_part"].info.get("metrics", {})
-    return (
+    summary = (
         f"Body-part model: accuracy {_percent(metrics.get('accuracy'))} on {metrics.get('images', 'n/a')} "
         f"held-out test images (elbow, hand, shoulder, other)."
     )
+    for worst in largest_part_confusions(metrics.get("by_region", {}), shown=1):
+        summary += (
+            f" Most frequent mistake: {worst.region} films (counted as {worst.part}) read as {worst.predicted}, "
+            f"{worst.count} of {worst.images}."
+        )
+    return summary
 
 
 def fracture_model_summary(manifest: ModelManifest, part: str) -> str:
