@@ -11,6 +11,7 @@ from training.metrics import (
     operating_thresholds,
     part_by_region,
     study_level,
+    validation_figures,
     verdict_counts,
 )
 
@@ -69,3 +70,14 @@ def test_part_by_region_counts_each_regions_predictions():
         "predicted": {"elbow": 0, "hand": 1, "shoulder": 0, "other": 1},
     }
     assert report["hand"]["accuracy"] == 1.0 and report["hand"]["images"] == 1
+
+
+def test_validation_figures_show_a_gap_between_sources():
+    labels = np.array([1, 0, 1, 0, 1, 0])
+    scores = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7])  # source b: ranked backwards
+    sources = ["a", "a", "a", "a", "b", "b"]
+    figures = validation_figures(labels, scores, sources)
+    assert figures["images"] == 6
+    assert figures["auroc_per_source"] == {"a": 1.0, "b": 0.0}
+    assert 0.0 < figures["auroc"] < 1.0
+    assert validation_figures(np.array([1, 1]), np.array([0.2, 0.4]), ["a", "a"])["auroc_per_source"] == {"a": None}

@@ -57,6 +57,13 @@ def test_published_manifest_is_complete_and_loadable(tiny_models, xray_paths):
         assert entry.input_size == 64
         assert entry.info["trained_with"]["train_images"] > 0
         assert entry.info["metrics"]["split"] == "test"
+        if name != "body_part":
+            validation = entry.info["validation"]
+            assert set(validation["auroc_per_source"]) <= {"fracatlas", "roboflow"}
+    by_region = manifest.entries["body_part"].info["metrics"]["by_region"]
+    test_images = manifest.entries["body_part"].info["metrics"]["images"]
+    assert sum(figures["images"] for figures in by_region.values()) == test_images
+    assert all(sum(figures["predicted"].values()) == figures["images"] for figures in by_region.values())
     assert (tiny_models / "models" / "figures" / "fracture_roc.png").exists()
     assert (tiny_models / "models" / "figures" / "part_confusion.png").exists()
     diagnosis = Diagnoser(tiny_models / "models").diagnose(xray_paths["hand_1"])

@@ -28,7 +28,7 @@ from training.metrics import (
     operating_thresholds,
     part_by_region,
     part_report,
-    rounded_auroc,
+    validation_figures,
 )
 from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
 
@@ -174,7 +174,7 @@ def measure(
         val_scores, test_scores = val["fracture"][val_rows, index], test["fracture"][test_rows, index]
         entry["thresholds"] = operating_thresholds(val_labels, val_scores)
         # Validation figures are what runs may be compared on; the test split is never used for choices.
-        entry["validation"] = {"images": len(val_rows), "auroc": rounded_auroc(val_labels, val_scores)}
+        entry["validation"] = validation_figures(val_labels, val_scores, [val["samples"][i].source for i in val_rows])
         entry["metrics"] = {
             "split": "test",
             **fracture_report(
