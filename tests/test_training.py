@@ -14,12 +14,14 @@ import pytest
 
 from app.diagnosis import Diagnoser
 from app.diagnosis.manifest import MODEL_NAMES, load_manifest
+from app.diagnosis.window import most_suspicious_window
 from app.xray import read_xray, to_model_input
 from tests.conftest import DATA_DIR, REPO
 from training.cli import main as train_main
 from training.data import load_samples, split_for_group
 from training.model import build_model
 from training.pipeline import only_sources, parse_sources
+from training.publish import window_scores
 
 # bfloat16 whatever the CPU, so that the float32 conversion before publishing is always exercised.
 TINY = ["--limit", "24", "--input-size", "64", "--batch-size", "8", "--workers", "1", "--precision", "bfloat16"]
@@ -69,6 +71,62 @@ def test_published_manifest_is_complete_and_loadable(tiny_models, xray_paths):
     diagnosis = Diagnoser(tiny_models / "models").diagnose(xray_paths["hand_1"])
     assert diagnosis.model_version == manifest.version
     assert diagnosis.part in ("elbow", "hand", "shoulder", "other")
+
+
+@pytest.fixture(scope="module")
+def tiny_window_models(tmp_path_factory):
+    """A real ResNet-50 whose fracture heads trained on 64 px crops of 128 px canvases."""
+    root = tmp_path_factory.mktemp("tiny_window")
+    arguments = ["all", "--data", str(DATA_DIR), "--epochs", "1", "--fracture-canvas", "128"]
+    arguments += ["--sources", "fracatlas,roboflow", "--models-dir", str(root / "models")]
+    arguments += ["--run-dir", str(root / "run"), "--cache-dir", str(root / "cache"), *TINY]
+    assert train_main(arguments) == 0
+    return root / "models"
+
+
+def test_window_model_runs_its_fracture_heads_on_the_larger_image(tiny_window_models, xray_paths):
+    manifest = load_manifest(tiny_window_models)
+    assert manifest.entries["body_part"].input_size == 64 and manifest.entries["body_part"].window is None
+    for part in ("elbow", "hand", "shoulder"):
+        entry = manifest.entries[f"fracture_{part}"]
+        assert (entry.input_size, entry.window) == (128, 64)
+        assert entry.info["trained_with"]["config"]["fracture_canvas"] == 128
+    model = keras.models.load_model(tiny_window_models / "bonefrac_resnet50.keras", compile=False)
+    kernel, bias = (np.asarray(w) for w in model.get_layer("fracture").get_weights())
+    xray = read_xray(xray_paths["hand_1"])
+    # The window arithmetic is exact: on an image one window wide it is the head's own output.
+    small = model(to_model_input(xray, 64)[np.newaxis])
+    column = manifest.entries["fracture_hand"].output_index
+    window_of_whole = most_suspicious_window(np.asarray(small["features"][0]), kernel[:, column], bias[column], 64, 64)
+    assert window_of_whole == pytest.approx(float(small["fracture"][0, column]), abs=1e-5)
+    # The app scores the 128 px image by its most suspicious window, as publishing measured it.
+    large = model(to_model_input(xray, 128)[np.newaxis])
+    expected = window_scores(np.asarray(large["features"]), kernel, bias, 64, 128)[0]
+    diagnoser = Diagnoser(tiny_window_models)
+    diagnosis = diagnoser.diagnose(xray)
+    for part in ("elbow", "hand", "shoulder"):
+        index = manifest.entries[f"fracture_{part}"].output_index
+        assert diagnosis.head_probabilities[part] == pytest.approx(expected[index], abs=1e-4)
+    # Two passes per image (64 px for the part, 128 px for fractures); heatmaps come from the larger.
+    passes = diagnoser._infer([diagnoser._model_inputs(xray)])[0]
+    assert sorted(passes) == [("bonefrac_resnet50.keras", 64), ("bonefrac_resnet50.keras", 128)]
+    assert passes[("bonefrac_resnet50.keras", 128)]["features"].shape[:2] == (4, 4)
+
+
+def test_fracture_canvas_needs_boxes(tmp_path, xray_paths):
+    for part, label, key in [("hand", "fractured", "hand_1"), ("hand", "normal", "hand_0")]:
+        (tmp_path / "data" / part / label).mkdir(parents=True)
+        shutil.copy(xray_paths[key], tmp_path / "data" / part / label / f"{key}.jpg")
+    arguments = ["all", "--data", str(tmp_path / "data"), "--fracture-canvas", "128", "--epochs", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "training", *arguments, "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "needs fracture boxes" in result.stderr
 
 
 def test_training_resumes_from_its_checkpoint(tiny_models):

@@ -39,6 +39,18 @@ def _region_errors(by_region: dict[str, dict], shown: int = 4) -> str:
     return f"- Largest body-part confusions on the test split, by the data's finer region: {listed}."
 
 
+def _windows(manifest) -> str:
+    """How the fracture heads see the image, when they were trained on crops."""
+    entry = manifest.entries["fracture_hand"]
+    if entry.window is None:
+        return ""
+    return (
+        f"- Fracture heads: trained on {entry.window} px crops of the image at {entry.input_size} px, around the "
+        "data's fracture boxes (positive) and away from them or on normal images (negative); the app runs the "
+        f"whole {entry.input_size} px image and reports its most suspicious {entry.window} px window."
+    )
+
+
 def _sources(trained: dict[str, Any]) -> str:
     sources = trained.get("config", {}).get("sources") or []
     return f" from the {', '.join(sources)} sources only" if sources else ""
@@ -69,6 +81,7 @@ def render_card(models_dir: Path) -> str:
         f"{trained.get('duration_s', 0) / 60:.0f} min on "
         f"{machine.get('cpu', 'n/a')} ({machine.get('cores', '?')} cores), {trained.get('train_images')} train / "
         f"{trained.get('val_images')} validation images{_sources(trained)}.",
+        *filter(None, [_windows(manifest)]),
         f"- Body part: accuracy {_fmt(part_metrics.get('accuracy'), True)}, Cohen's kappa "
         f"{_fmt(part_metrics.get('cohen_kappa'))} on {part_metrics.get('images')} test images; images below "
         f"{part.min_confidence:.0%} confidence are refused as not supported "

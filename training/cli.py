@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
             default="",
             help="train and validate on these sources only, comma-separated (e.g. fracatlas,roboflow); default: all",
         )
+        if name == "all":
+            command.add_argument(
+                "--fracture-canvas",
+                type=int,
+                default=0,
+                help="train the fracture heads on --input-size crops, around the data's fracture boxes, of the "
+                "image at this size (e.g. 320); the app then finds the most suspicious window. 0: whole images",
+            )
         command.add_argument("--run-dir", type=Path, default=Path("runs") / name, help="checkpoints and logs")
         command.add_argument("--no-publish", action="store_true", help="do not write into the models folder")
         if name == "fracture":

@@ -42,6 +42,22 @@ class Sample:
     group: str  # leakage group: a patient, or a source picture and its copies
     split: str  # train | val | test
     region: str = ""  # finer anatomy where the data gives it (wrist, forearm, humerus, leg, ...)
+    # Fracture boxes (x_centre, y_centre, width, height) relative to the image, and the stored
+    # image's size, where the data gives them (the shared manifest does; MURA does not).
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    width: int = 0
+    height: int = 0
+
+
+def parse_boxes(text: str) -> tuple[tuple[float, float, float, float], ...]:
+    """The manifest's `boxes` column: normalised YOLO "xc yc w h" boxes joined by ";"."""
+    boxes = []
+    for item in text.split(";"):
+        numbers = item.split()
+        if len(numbers) == 4:
+            xc, yc, w, h = (float(n) for n in numbers)
+            boxes.append((xc, yc, w, h))
+    return tuple(boxes)
 
 
 def load_samples(location: Path) -> list[Sample]:
@@ -71,6 +87,9 @@ def load_manifest_csv(csv_path: Path) -> list[Sample]:
                     group=row.get("group") or row["path"],
                     split=row.get("split") or split_for_group(row.get("group") or row["path"]),
                     region=row.get("region") or "",
+                    boxes=parse_boxes(row.get("boxes") or ""),
+                    width=int(row.get("width") or 0),
+                    height=int(row.get("height") or 0),
                 )
             )
     return samples

@@ -16,8 +16,10 @@ from typing import Any
 
 import keras
 import numpy as np
+from tqdm import tqdm
 
 from app.diagnosis.manifest import MANIFEST_NAME, MODEL_NAMES, load_manifest, sha256_of, write_manifest
+from app.diagnosis.window import most_suspicious_window
 from app.machine import describe_machine
 from training import figures
 from training.card import REPO, update_readme
@@ -93,17 +95,20 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
         "config": config,
         "data": data_card(samples, args.data),
     }
+    canvas = config.get("fracture_canvas") or 0
     for name in entries_for(config["task"], config["part"]):
         output, index = ("part", None) if name == "body_part" else ("fracture", FRACTURE_HEADS.index(name[9:]))
         raw["models"][name] = {
             "file": file_name,
             "sha256": digest,
-            "input_size": config["input_size"],
+            "input_size": canvas if canvas and output == "fracture" else config["input_size"],
             "output": output,
             "output_index": index,
             "class_names": list(PART_NAMES) if output == "part" else ["normal", "fractured"],
             "trained_with": trained_with,
         }
+        if canvas and output == "fracture":
+            raw["models"][name]["window"] = config["input_size"]  # trained on crops of this side
     # A stage that continued another run's checkpoint: that run's history comes first.
     histories = [
         *((f"{stage['input_size']} px", Path(stage["init"]).parent / "history.csv") for stage in stages[1:]),
@@ -141,7 +146,7 @@ def measure(
     roc_curves, verdict_matrices = {}, {}
     for name in MODEL_NAMES:
         entry = raw["models"][name]
-        val, test = outputs[(entry["file"], "val")], outputs[(entry["file"], "test")]
+        val, test = (outputs[(entry["file"], entry["input_size"], split)] for split in ("val", "test"))
         if name == "body_part":
             known_val = [i for i, s in enumerate(val["samples"]) if s.part in PART_NAMES]
             known_test = [i for i, s in enumerate(test["samples"]) if s.part in PART_NAMES]
@@ -171,7 +176,8 @@ def measure(
         test_rows = [i for i, s in enumerate(test["samples"]) if s.part == part]
         val_labels = np.array([val["samples"][i].fractured for i in val_rows])
         test_labels = np.array([test["samples"][i].fractured for i in test_rows])
-        val_scores, test_scores = val["fracture"][val_rows, index], test["fracture"][test_rows, index]
+        scores = "window" if entry.get("window") else "fracture"
+        val_scores, test_scores = val[scores][val_rows, index], test[scores][test_rows, index]
         entry["thresholds"] = operating_thresholds(val_labels, val_scores)
         # Validation figures are what runs may be compared on; the test split is never used for choices.
         entry["validation"] = validation_figures(val_labels, val_scores, [val["samples"][i].source for i in val_rows])
@@ -204,23 +210,51 @@ def measure(
 
 def _predict_all(
     models_dir: Path, raw: dict[str, Any], samples: list[Sample], args: argparse.Namespace
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """Run each distinct model file once over the val and test images."""
-    results: dict[tuple[str, str], dict[str, Any]] = {}
-    files = {raw["models"][name]["file"]: raw["models"][name]["input_size"] for name in MODEL_NAMES}
-    for file_name, size in files.items():
-        model = keras.models.load_model(models_dir / file_name, compile=False)
+) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Run each distinct (model file, input size) once over the val and test images. Where a
+    fracture entry was trained on crops, also score each head by its most suspicious window,
+    exactly as the app does (app.diagnosis.window)."""
+    results: dict[tuple[str, int, str], dict[str, Any]] = {}
+    windows: dict[tuple[str, int], int | None] = {}
+    for name in MODEL_NAMES:
+        entry = raw["models"][name]
+        key = (entry["file"], entry["input_size"])
+        windows[key] = windows.get(key) or entry.get("window")
+    models: dict[str, keras.Model] = {}
+    for (file_name, size), window in windows.items():
+        if file_name not in models:
+            models[file_name] = keras.models.load_model(models_dir / file_name, compile=False)
+        model = models[file_name]
+        kernel, bias = (np.asarray(w) for w in model.get_layer("fracture").get_weights())
         for split in ("val", "test"):
             chosen = [s for s in samples if s.split == split and s.part in (*PART_NAMES,)]
             chosen = deterministic_subset(chosen, args.limit)
             pixels, kept = load_pixels(chosen, size, args.cache_dir, args.workers)
-            predicted = model.predict(pixels[..., np.newaxis].astype(np.float32) / 255.0, batch_size=64, verbose=1)
-            results[(file_name, split)] = {
+            collected: dict[str, list[np.ndarray]] = {"part": [], "fracture": [], "window": []}
+            for start in tqdm(range(0, len(kept), 32), desc=f"measuring at {size} px on {split}"):
+                batch = pixels[start : start + 32, ..., np.newaxis].astype(np.float32) / 255.0
+                predicted = model.predict_on_batch(batch)
+                collected["part"].append(np.asarray(predicted["part"]))
+                collected["fracture"].append(np.asarray(predicted["fracture"]))
+                if window:
+                    collected["window"].append(
+                        window_scores(np.asarray(predicted["features"]), kernel, bias, window, size)
+                    )
+            results[(file_name, size, split)] = {
                 "samples": kept,
-                "part": np.asarray(predicted["part"]),
-                "fracture": np.asarray(predicted["fracture"]),
+                **{name: np.concatenate(arrays) for name, arrays in collected.items() if arrays},
             }
     return results
+
+
+def window_scores(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray, window: int, size: int) -> np.ndarray:
+    """(N, heads): each image's most suspicious window for every fracture head."""
+    return np.array(
+        [
+            [most_suspicious_window(image, kernel[:, c], float(bias[c]), window, size) for c in range(kernel.shape[1])]
+            for image in features
+        ]
+    )
 
 
 def verdict_matrix(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:

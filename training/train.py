@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from training.crops import EpochCrops, WindowData
 from training.data import Sample
 from training.model import FRACTURE_HEADS, as_float32, build_model
 from training.targets import fracture_targets, masked_fracture_loss, part_targets, weighted_part_loss
@@ -34,6 +35,9 @@ class TrainConfig:
     strategy: str = "default"  # default | mirrored | multiworker
     precision: str = "float32"  # float32 | mixed_bfloat16 (see resolve_precision)
     sources: tuple[str, ...] = ()  # empty = every source in the data
+    # 0: fracture heads learn from the whole image at input_size. N: from input_size crops of
+    # an N px canvas around the data's fracture boxes (training/crops.py).
+    fracture_canvas: int = 0
 
 
 def resolve_precision(choice: str) -> str:
@@ -160,14 +164,25 @@ def train(
     val_samples: list[Sample],
     config: TrainConfig,
     run_dir: Path,
+    canvases: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, dict]:
-    """Train and return the best model (lowest validation loss) and a record of the run."""
+    """Train and return the best model (lowest validation loss) and a record of the run.
+    `canvases` (train, val) are the images at config.fracture_canvas px, for fracture windows."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     keras.utils.set_random_seed(config.seed)
-    train_data = make_dataset(train_pixels, train_samples, config, training=True)
-    val_data = make_dataset(val_pixels, val_samples, config, training=False)
-    steps = int(np.ceil(len(train_samples) / config.batch_size))
+    if config.fracture_canvas:
+        if canvases is None:
+            raise ValueError("fracture windows need the images on their canvas")
+        train_data = WindowData(
+            train_pixels, canvases[0], train_samples, config.batch_size, config.seed, augmenter(config.seed)
+        )
+        val_data = WindowData(val_pixels, canvases[1], val_samples, config.batch_size, config.seed)
+        steps = len(train_data)
+    else:
+        train_data = make_dataset(train_pixels, train_samples, config, training=True)
+        val_data = make_dataset(val_pixels, val_samples, config, training=False)
+        steps = int(np.ceil(len(train_samples) / config.batch_size))
     keras.mixed_precision.set_global_policy(config.precision)
     with make_strategy(config.strategy).scope():
         model = build_model(config.input_size, init=config.init)
@@ -194,6 +209,8 @@ def train(
     ]
     if config.max_minutes > 0:
         callbacks.append(TimeBudget(config.max_minutes))
+    if isinstance(train_data, WindowData):
+        callbacks.append(EpochCrops(train_data))
     try:
         model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=1)
     finally:
@@ -209,6 +226,7 @@ def train(
         "epochs_run": epochs_run,
         "duration_s": round(duration, 1),
         "train_images": len(train_samples),
+        "train_items_per_epoch": steps * config.batch_size,
         "val_images": len(val_samples),
         "stages": [*_earlier_stages(config.init), _stage(config, epochs_run, duration)],
     }

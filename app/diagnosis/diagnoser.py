@@ -1,9 +1,10 @@
 """`Diagnoser`: X-ray in, `Diagnosis` out.
 
 Models named in the manifest are loaded once. Every distinct model file runs once per
-image; when the body-part model and the fracture models share one trunk (the shipped
-design), that is a single ResNet-50 pass giving the part, every fracture head and the
-feature map for the heatmap.
+image and input size; when the body-part model and the fracture models share one trunk,
+that is one ResNet-50 pass for the part at its size and, for fracture models trained on
+crops (`window` in the manifest), one pass over the larger image whose most suspicious
+window gives the fracture probability and whose feature map gives the heatmap.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha
 from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
+from app.diagnosis.window import most_suspicious_window
 from app.errors import BoneFracError, ModelFilesError, XRayReadError
 from app.xray import XRay, read_xray, to_model_input
 
@@ -46,19 +48,24 @@ class Diagnoser:
         self.manifest: ModelManifest = load_manifest(Path(models_dir or DEFAULT_MODELS_DIR))
         keras = _keras()
         self._models = {}
-        self._runners: dict[str, Runner] = {}
+        self._runners: dict[tuple[str, int], Runner] = {}  # by (file, input size)
         self._cam_weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for entry in self.manifest.entries.values():
-            if entry.file in self._models:
-                continue
-            try:
-                model = keras.models.load_model(self.manifest.path_of(entry), compile=False)
-                kernel, bias = model.get_layer("fracture").get_weights()
-            except Exception as error:  # any load failure means a bad or foreign file
-                raise ModelFilesError(f"model file {entry.file} could not be loaded ({error})") from None
-            self._models[entry.file] = model
-            self._runners[entry.file] = make_runner(model, entry.input_size)
-            self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
+            if entry.file not in self._models:
+                try:
+                    model = keras.models.load_model(self.manifest.path_of(entry), compile=False)
+                    kernel, bias = model.get_layer("fracture").get_weights()
+                except Exception as error:  # any load failure means a bad or foreign file
+                    raise ModelFilesError(f"model file {entry.file} could not be loaded ({error})") from None
+                self._models[entry.file] = model
+                self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
+            if _pass_of(entry) not in self._runners:
+                try:
+                    self._runners[_pass_of(entry)] = make_runner(self._models[entry.file], entry.input_size)
+                except Exception as error:  # a fixed-size model asked to run at another size
+                    raise ModelFilesError(
+                        f"model file {entry.file} cannot run at {entry.input_size} px ({error})"
+                    ) from None
 
     @property
     def model_version(self) -> str:
@@ -76,18 +83,14 @@ class Diagnoser:
         sizes = {entry.input_size for entry in self.manifest.entries.values()}
         return {size: to_model_input(xray, size) for size in sizes}
 
-    def _infer(self, batch: list[dict[int, np.ndarray]]) -> list[dict[str, dict[str, np.ndarray]]]:
-        """Each distinct model file once over the whole batch; outputs split per image."""
-        per_image: list[dict[str, dict[str, np.ndarray]]] = [{} for _ in batch]
-        done: set[str] = set()
-        for entry in self.manifest.entries.values():
-            if entry.file in done:
-                continue
-            done.add(entry.file)
-            stacked = np.stack([inputs[entry.input_size] for inputs in batch])
-            arrays = self._runners[entry.file](stacked)
+    def _infer(self, batch: list[dict[int, np.ndarray]]) -> list[dict[tuple[str, int], dict[str, np.ndarray]]]:
+        """Each distinct (model file, input size) once over the whole batch; outputs split per image."""
+        per_image: list[dict[tuple[str, int], dict[str, np.ndarray]]] = [{} for _ in batch]
+        for key, run in self._runners.items():
+            stacked = np.stack([inputs[key[1]] for inputs in batch])
+            arrays = run(stacked)
             for index, outputs in enumerate(per_image):
-                outputs[entry.file] = {name: values[index] for name, values in arrays.items()}
+                outputs[key] = {name: values[index] for name, values in arrays.items()}
         return per_image
 
     def diagnose(self, source: str | os.PathLike[str] | XRay, with_heatmap: bool = True) -> Diagnosis:
@@ -157,7 +160,7 @@ class Diagnoser:
     def _compose(
         self,
         xray: XRay,
-        outputs: dict[str, dict[str, np.ndarray]],
+        outputs: dict[tuple[str, int], dict[str, np.ndarray]],
         with_heatmap: bool,
         timings: dict[str, float],
         started: float,
@@ -165,13 +168,12 @@ class Diagnoser:
     ) -> Diagnosis:
         """Model outputs for one image -> the Diagnosis value."""
         part_entry = self.part_entry
-        part_scores = outputs[part_entry.file]["part"]
+        part_scores = outputs[_pass_of(part_entry)]["part"]
         part_probabilities = {name: float(p) for name, p in zip(part_entry.class_names, part_scores)}
         part = max(part_probabilities, key=part_probabilities.get)
         head_probabilities = {}
         for name in SUPPORTED_PARTS:
-            entry = self.fracture_entry(name)
-            head_probabilities[name] = float(outputs[entry.file]["fracture"][entry.output_index])
+            head_probabilities[name] = self._fracture_probability(self.fracture_entry(name), outputs)
 
         scope_reason = out_of_scope_reason(xray)
         reason, probability, thresholds, verdict = self._route(part_probabilities, head_probabilities, scope_reason)
@@ -179,7 +181,7 @@ class Diagnoser:
         heatmap = None
         if reason is None and with_heatmap:
             entry = self.fracture_entry(part)
-            heatmap = self._class_activation_map(entry, outputs[entry.file]["features"])
+            heatmap = self._class_activation_map(entry, outputs[_pass_of(entry)]["features"])
         timings = {**timings, "heatmap": _ms(heatmap_started), "total": _ms(started)}
         return Diagnosis(
             file=xray.source_name,
@@ -196,6 +198,17 @@ class Diagnoser:
             heatmap=heatmap,
             notes=xray.notes,
             out_of_scope=scope_reason is not None,
+        )
+
+    def _fracture_probability(self, entry: ModelEntry, outputs: dict[tuple[str, int], dict[str, np.ndarray]]) -> float:
+        """The head's own output, or for a model trained on crops its most suspicious window."""
+        arrays = outputs[_pass_of(entry)]
+        if entry.window is None:
+            return float(arrays["fracture"][entry.output_index])
+        kernel, bias = self._cam_weights[entry.file]
+        column = entry.output_index
+        return most_suspicious_window(
+            arrays["features"], kernel[:, column], float(bias[column]), entry.window, entry.input_size
         )
 
     def _route(
@@ -254,6 +267,11 @@ class Diagnoser:
             unsupported_reason=reason,
             model_version=self.model_version,
         )
+
+
+def _pass_of(entry: ModelEntry) -> tuple[str, int]:
+    """Entries that share a file and an input size share one forward pass."""
+    return entry.file, entry.input_size
 
 
 def _ms(start: float, end: float | None = None) -> float:

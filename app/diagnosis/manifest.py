@@ -28,6 +28,9 @@ class ModelEntry:
     thresholds: dict[str, float]
     min_confidence: float | None
     info: dict[str, Any]  # everything else: metrics, training data, ...
+    # Fracture models trained on crops: the crop side in px. The model then runs on the whole
+    # image at input_size, and the probability is that of the most suspicious window.
+    window: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,17 @@ def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
             raise ValueError(f"{name} lacks its output_index or thresholds")
     elif data["output"] != "part":
         raise ValueError(f"{name} has an unknown output {data['output']!r}")
-    known = {"file", "sha256", "input_size", "output", "output_index", "class_names", "thresholds", "min_confidence"}
+    known = {
+        "file",
+        "sha256",
+        "input_size",
+        "output",
+        "output_index",
+        "class_names",
+        "thresholds",
+        "min_confidence",
+        "window",
+    }
     return ModelEntry(
         name=name,
         file=str(data["file"]),
@@ -96,6 +109,7 @@ def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
         thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
         min_confidence=None if data.get("min_confidence") is None else float(data["min_confidence"]),
         info={k: v for k, v in data.items() if k not in known},
+        window=None if data.get("window") is None else int(data["window"]),
     )
 
 

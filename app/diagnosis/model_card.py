@@ -64,8 +64,12 @@ def training_data_summary(manifest: ModelManifest) -> str:
     trained = manifest.entries["body_part"].info.get("trained_with", {})
     data = trained.get("data", {})
     sources = sorted({row["source"] for row in data.get("by_split_source_part_fractured", [])})
+    fracture = manifest.entries["fracture_hand"]
+    size = f"{trained.get('input_size', '?')} px"
+    if fracture.window is not None:
+        size += f" (fracture heads on {fracture.window} px windows of the image at {fracture.input_size} px)"
     return (
-        f"Trained from scratch ({trained.get('init', 'n/a')} initialisation) at {trained.get('input_size', '?')} px "
+        f"Trained from scratch ({trained.get('init', 'n/a')} initialisation) at {size} "
         f"on {trained.get('train_images', 'n/a')} public radiographs ({', '.join(sources) or 'n/a'}); "
         "labels come from the public datasets, not from clinical review."
     )
