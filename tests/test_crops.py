@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.diagnosis.window import cell_logits, cells_per_window, most_suspicious_window, window_logits
+from app.diagnosis.window import most_suspicious_window, window_corners, window_crops, window_heatmap
 from app.xray import read_xray, to_model_input
 from tests.conftest import DATA_DIR
 from training.crops import BOX_MARGIN, Rect, WindowData, box_rects, content_rect, item_targets, plan_epoch, upright
@@ -81,24 +81,30 @@ def test_whole_images_teach_the_part_and_crops_the_fracture_heads(train_samples)
             assert part_weight == 0 and fracture_weights[FRACTURE_HEADS.index("any")] > 0
 
 
-def test_window_logits_are_block_means():
-    cells = np.random.default_rng(0).normal(size=(10, 10))
-    blocks = window_logits(cells, 3)
-    assert blocks.shape == (8, 8)
-    assert blocks[2, 5] == pytest.approx(cells[2:5, 5:8].mean())
-    assert window_logits(cells[:2, :2], 3).shape == (1, 1)  # smaller than a window: one window
-    assert cells_per_window(96, 320, 10) == 3
+def test_windows_cover_the_canvas_at_half_a_window_apart():
+    corners = window_corners(320, 96)
+    assert corners[0] == 0 and corners[-1] == 320 - 96
+    assert max(np.diff(corners)) <= 48 and min(np.diff(corners)) > 0
+    assert window_corners(64, 64) == [0]
+    image = np.random.default_rng(0).random((320, 320, 1)).astype(np.float32)
+    crops = window_crops(image, 96)
+    assert crops.shape == (len(corners) ** 2, 96, 96, 1)
+    y, x = corners[1], corners[2]  # row by row: window (1, 2)
+    np.testing.assert_array_equal(crops[len(corners) + 2], image[y : y + 96, x : x + 96])
 
 
-def test_most_suspicious_window_is_the_highest_block():
-    rng = np.random.default_rng(1)
-    features, kernel = rng.normal(size=(10, 10, 8)), rng.normal(size=8)
-    # Brute force: the head on the average-pooled features of every 3 x 3 block.
-    best = max(
-        float(features[i : i + 3, j : j + 3].mean(axis=(0, 1)) @ kernel + 0.5) for i in range(8) for j in range(8)
-    )
-    assert most_suspicious_window(features, kernel, 0.5, 96, 320) == pytest.approx(1 / (1 + np.exp(-best)))
-    assert cell_logits(features, kernel, 0.5)[4, 7] == pytest.approx(features[4, 7] @ kernel + 0.5)
+def test_most_suspicious_window_and_its_heatmap():
+    corners = window_corners(320, 96)
+    probabilities = np.full(len(corners) ** 2, 0.1)
+    hot = 2 * len(corners) + 3  # window row 2, column 3
+    probabilities[hot] = 0.9
+    assert most_suspicious_window(probabilities) == pytest.approx(0.9)
+    heatmap = window_heatmap(probabilities, 320, 96)
+    assert heatmap.shape == (40, 40)
+    row, column = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+    y, x = corners[2], corners[3]
+    assert y <= row * 8 < y + 96 and x <= column * 8 < x + 96
+    assert heatmap.min() == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

@@ -46,8 +46,8 @@ def _windows(manifest) -> str:
         return ""
     return (
         f"- Fracture heads: trained on {entry.window} px crops of the image at {entry.input_size} px, around the "
-        "data's fracture boxes (positive) and away from them or on normal images (negative); the app runs the "
-        f"whole {entry.input_size} px image and reports its most suspicious {entry.window} px window."
+        "data's fracture boxes (positive) and away from them or on normal images (negative); the app cuts the "
+        f"{entry.input_size} px image into overlapping {entry.window} px windows and reports the most suspicious one."
     )
 
 

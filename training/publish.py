@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from app.diagnosis.manifest import MANIFEST_NAME, MODEL_NAMES, load_manifest, sha256_of, write_manifest
-from app.diagnosis.window import most_suspicious_window
+from app.diagnosis.window import most_suspicious_window, window_crops
 from app.machine import describe_machine
 from training import figures
 from training.card import REPO, update_readme
@@ -211,9 +211,9 @@ def measure(
 def _predict_all(
     models_dir: Path, raw: dict[str, Any], samples: list[Sample], args: argparse.Namespace
 ) -> dict[tuple[str, int, str], dict[str, Any]]:
-    """Run each distinct (model file, input size) once over the val and test images. Where a
-    fracture entry was trained on crops, also score each head by its most suspicious window,
-    exactly as the app does (app.diagnosis.window)."""
+    """Run each distinct (model file, input size) once over the val and test images. A fracture
+    entry trained on crops is scored as the app scores it: its elbow/hand/shoulder images at
+    `input_size`, cut into windows (app.diagnosis.window), the most suspicious one counting."""
     results: dict[tuple[str, int, str], dict[str, Any]] = {}
     windows: dict[tuple[str, int], int | None] = {}
     for name in MODEL_NAMES:
@@ -224,37 +224,31 @@ def _predict_all(
     for (file_name, size), window in windows.items():
         if file_name not in models:
             models[file_name] = keras.models.load_model(models_dir / file_name, compile=False)
-        model = models[file_name]
-        kernel, bias = (np.asarray(w) for w in model.get_layer("fracture").get_weights())
+        parts = SUPPORTED_PARTS if window else PART_NAMES
         for split in ("val", "test"):
-            chosen = [s for s in samples if s.split == split and s.part in (*PART_NAMES,)]
-            chosen = deterministic_subset(chosen, args.limit)
+            chosen = deterministic_subset([s for s in samples if s.split == split and s.part in parts], args.limit)
             pixels, kept = load_pixels(chosen, size, args.cache_dir, args.workers)
-            collected: dict[str, list[np.ndarray]] = {"part": [], "fracture": [], "window": []}
-            for start in tqdm(range(0, len(kept), 32), desc=f"measuring at {size} px on {split}"):
-                batch = pixels[start : start + 32, ..., np.newaxis].astype(np.float32) / 255.0
-                predicted = model.predict_on_batch(batch)
-                collected["part"].append(np.asarray(predicted["part"]))
-                collected["fracture"].append(np.asarray(predicted["fracture"]))
-                if window:
-                    collected["window"].append(
-                        window_scores(np.asarray(predicted["features"]), kernel, bias, window, size)
-                    )
+            inputs = pixels[..., np.newaxis].astype(np.float32) / 255.0
+            if window:
+                scores = window_scores(models[file_name], inputs, window, f"windows at {size} px, {split}")
+                results[(file_name, size, split)] = {"samples": kept, "window": scores}
+                continue
+            predicted = models[file_name].predict(inputs, batch_size=64, verbose=1)
             results[(file_name, size, split)] = {
                 "samples": kept,
-                **{name: np.concatenate(arrays) for name, arrays in collected.items() if arrays},
+                "part": np.asarray(predicted["part"]),
+                "fracture": np.asarray(predicted["fracture"]),
             }
     return results
 
 
-def window_scores(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray, window: int, size: int) -> np.ndarray:
-    """(N, heads): each image's most suspicious window for every fracture head."""
-    return np.array(
-        [
-            [most_suspicious_window(image, kernel[:, c], float(bias[c]), window, size) for c in range(kernel.shape[1])]
-            for image in features
-        ]
-    )
+def window_scores(model: keras.Model, images: np.ndarray, window: int, description: str = "windows") -> np.ndarray:
+    """(N, heads): for each (canvas, canvas, 1) image, every fracture head's most suspicious window."""
+    scores = []
+    for image in tqdm(images, desc=description):
+        probabilities = np.asarray(model.predict_on_batch(window_crops(image, window))["fracture"])
+        scores.append([most_suspicious_window(probabilities[:, head]) for head in range(probabilities.shape[1])])
+    return np.array(scores)
 
 
 def verdict_matrix(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:

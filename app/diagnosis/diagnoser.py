@@ -1,10 +1,11 @@
 """`Diagnoser`: X-ray in, `Diagnosis` out.
 
 Models named in the manifest are loaded once. Every distinct model file runs once per
-image and input size; when the body-part model and the fracture models share one trunk,
-that is one ResNet-50 pass for the part at its size and, for fracture models trained on
-crops (`window` in the manifest), one pass over the larger image whose most suspicious
-window gives the fracture probability and whose feature map gives the heatmap.
+image and input size; when the body-part model and the fracture models share one trunk
+(the shipped design), that is a single ResNet-50 pass giving the part, every fracture head
+and the feature map for the heatmap. A fracture model trained on crops (`window` in the
+manifest) runs once more, over the windows of the image at its `input_size`, in the same
+batch (app/diagnosis/window.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha
 from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
-from app.diagnosis.window import most_suspicious_window
+from app.diagnosis.window import most_suspicious_window, window_crops, window_heatmap
 from app.errors import BoneFracError, ModelFilesError, XRayReadError
 from app.xray import XRay, read_xray, to_model_input
 
@@ -60,12 +61,11 @@ class Diagnoser:
                 self._models[entry.file] = model
                 self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
             if _pass_of(entry) not in self._runners:
+                size = _pass_of(entry)[1]
                 try:
-                    self._runners[_pass_of(entry)] = make_runner(self._models[entry.file], entry.input_size)
+                    self._runners[_pass_of(entry)] = make_runner(self._models[entry.file], size)
                 except Exception as error:  # a fixed-size model asked to run at another size
-                    raise ModelFilesError(
-                        f"model file {entry.file} cannot run at {entry.input_size} px ({error})"
-                    ) from None
+                    raise ModelFilesError(f"model file {entry.file} cannot run at {size} px ({error})") from None
 
     @property
     def model_version(self) -> str:
@@ -83,14 +83,21 @@ class Diagnoser:
         sizes = {entry.input_size for entry in self.manifest.entries.values()}
         return {size: to_model_input(xray, size) for size in sizes}
 
-    def _infer(self, batch: list[dict[int, np.ndarray]]) -> list[dict[tuple[str, int], dict[str, np.ndarray]]]:
-        """Each distinct (model file, input size) once over the whole batch; outputs split per image."""
-        per_image: list[dict[tuple[str, int], dict[str, np.ndarray]]] = [{} for _ in batch]
-        for key, run in self._runners.items():
-            stacked = np.stack([inputs[key[1]] for inputs in batch])
-            arrays = run(stacked)
+    def _infer(self, batch: list[dict[int, np.ndarray]]) -> list[dict[tuple, dict[str, np.ndarray]]]:
+        """Each distinct (model file, input size) once over the whole batch, and the windows of
+        every image for models trained on crops; outputs split per image."""
+        per_image: list[dict[tuple, dict[str, np.ndarray]]] = [{} for _ in batch]
+        whole_image_passes = {_pass_of(e) for e in self.manifest.entries.values() if e.window is None}
+        for key in whole_image_passes:
+            arrays = self._runners[key](np.stack([inputs[key[1]] for inputs in batch]))
             for index, outputs in enumerate(per_image):
                 outputs[key] = {name: values[index] for name, values in arrays.items()}
+        for file, canvas, window in {_windows_of(e) for e in self.manifest.entries.values() if e.window}:
+            crops = [window_crops(inputs[canvas], window) for inputs in batch]
+            fracture = self._runners[(file, window)](np.concatenate(crops))["fracture"]
+            for index, outputs in enumerate(per_image):
+                count = len(crops[index])
+                outputs[(file, canvas, window)] = {"fracture": fracture[index * count : (index + 1) * count]}
         return per_image
 
     def diagnose(self, source: str | os.PathLike[str] | XRay, with_heatmap: bool = True) -> Diagnosis:
@@ -160,7 +167,7 @@ class Diagnoser:
     def _compose(
         self,
         xray: XRay,
-        outputs: dict[tuple[str, int], dict[str, np.ndarray]],
+        outputs: dict[tuple, dict[str, np.ndarray]],
         with_heatmap: bool,
         timings: dict[str, float],
         started: float,
@@ -181,7 +188,7 @@ class Diagnoser:
         heatmap = None
         if reason is None and with_heatmap:
             entry = self.fracture_entry(part)
-            heatmap = self._class_activation_map(entry, outputs[_pass_of(entry)]["features"])
+            heatmap = self._heatmap(entry, outputs)
         timings = {**timings, "heatmap": _ms(heatmap_started), "total": _ms(started)}
         return Diagnosis(
             file=xray.source_name,
@@ -200,16 +207,19 @@ class Diagnoser:
             out_of_scope=scope_reason is not None,
         )
 
-    def _fracture_probability(self, entry: ModelEntry, outputs: dict[tuple[str, int], dict[str, np.ndarray]]) -> float:
+    def _fracture_probability(self, entry: ModelEntry, outputs: dict[tuple, dict[str, np.ndarray]]) -> float:
         """The head's own output, or for a model trained on crops its most suspicious window."""
-        arrays = outputs[_pass_of(entry)]
         if entry.window is None:
-            return float(arrays["fracture"][entry.output_index])
-        kernel, bias = self._cam_weights[entry.file]
-        column = entry.output_index
-        return most_suspicious_window(
-            arrays["features"], kernel[:, column], float(bias[column]), entry.window, entry.input_size
-        )
+            return float(outputs[_pass_of(entry)]["fracture"][entry.output_index])
+        return most_suspicious_window(outputs[_windows_of(entry)]["fracture"][:, entry.output_index])
+
+    def _heatmap(self, entry: ModelEntry, outputs: dict[tuple, dict[str, np.ndarray]]) -> np.ndarray:
+        """Where the fracture model found its evidence: the exact CAM of its head, or for a
+        model trained on crops the probabilities of its windows over the image."""
+        if entry.window is None:
+            return self._class_activation_map(entry, outputs[_pass_of(entry)]["features"])
+        probabilities = outputs[_windows_of(entry)]["fracture"][:, entry.output_index]
+        return _scaled(window_heatmap(probabilities, entry.input_size, entry.window))
 
     def _route(
         self, part_probabilities: dict[str, float], head_probabilities: dict[str, float], refused: str | None = None
@@ -236,11 +246,7 @@ class Diagnoser:
         """Exact CAM: the fracture head is linear on pooled features, so its logit map is the
         feature map times that head's weights. Scaled to [0, 1] for display."""
         kernel, bias = self._cam_weights[entry.file]
-        logits = features @ kernel[:, entry.output_index] + bias[entry.output_index]
-        low, high = float(logits.min()), float(logits.max())
-        if high - low < 1e-9:
-            return np.zeros_like(logits, dtype=np.float32)
-        return ((logits - low) / (high - low)).astype(np.float32)
+        return _scaled(features @ kernel[:, entry.output_index] + bias[entry.output_index])
 
     def diagnose_study(self, sources: Sequence[str | os.PathLike[str] | XRay]) -> StudyDiagnosis:
         return self.aggregate_study([self.diagnose(source) for source in sources])
@@ -270,8 +276,21 @@ class Diagnoser:
 
 
 def _pass_of(entry: ModelEntry) -> tuple[str, int]:
-    """Entries that share a file and an input size share one forward pass."""
-    return entry.file, entry.input_size
+    """Entries that share a file and an input size share one forward pass; a model trained on
+    crops runs at its crop size."""
+    return entry.file, entry.window or entry.input_size
+
+
+def _windows_of(entry: ModelEntry) -> tuple[str, int, int]:
+    return entry.file, entry.input_size, entry.window or entry.input_size
+
+
+def _scaled(values: np.ndarray) -> np.ndarray:
+    """A map scaled to [0, 1] for display (all zero when flat)."""
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        return np.zeros_like(values, dtype=np.float32)
+    return ((values - low) / (high - low)).astype(np.float32)
 
 
 def _ms(start: float, end: float | None = None) -> float:
