@@ -8,8 +8,8 @@ box, are negative. Negatives from the fractured images themselves matter: a crop
 then depends on what is in it, not on which dataset the picture came from.
 
 The body-part head still trains on the whole image at `window` px, through the same trunk.
-At inference (`app.diagnosis.window`) the trunk runs once over the whole canvas and the
-fracture probability is that of the most suspicious window.
+At inference (`app.diagnosis.window`) the canvas is cut into overlapping windows of the
+crop size and the fracture probability is that of the most suspicious one.
 """
 
 from __future__ import annotations

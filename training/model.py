@@ -1,8 +1,7 @@
 """The multi-task ResNet-50: one trunk, a body-part head and fracture heads.
 
-Input: (size, size, 1) grayscale in [0, 1], the output of `app.xray.to_model_input`. The
-model takes any size: with fracture windows (training/crops.py) it runs at `input_size` for
-the body part and on a larger canvas for the fracture heads.
+Input: (size, size, 1) grayscale in [0, 1], the output of `app.xray.to_model_input` (with
+fracture windows, training/crops.py, crops of a larger image are that size too).
 Scaling to what ResNet-50 expects lives inside the model, so a model file is
 self-contained. Both heads sit on global-average-pooled features with a single
 linear layer, so the class activation map (CAM) of any head is exact.
@@ -33,15 +32,14 @@ _IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 def build_model(input_size: int, init: str = "none", dropout: float = 0.3) -> keras.Model:
     """`init`: "none" (random), "imagenet" (Keras downloads the weights), or a path to a
     .keras / .weights.h5 file whose ResNet-50 trunk weights are copied in."""
-    del input_size  # any size: the same weights serve the whole image and the fracture canvas
-    inputs = keras.Input((None, None, 1), name="xray")
+    inputs = keras.Input((input_size, input_size, 1), name="xray")
     x = layers.Rescaling(255.0, name="to_0_255")(inputs)
     x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
     x = layers.Normalization(mean=_IMAGENET_BGR_MEAN, variance=(1.0, 1.0, 1.0), name="imagenet_mean")(x)
     trunk = keras.applications.ResNet50(
         include_top=False,
         weights="imagenet" if init == "imagenet" else None,
-        input_shape=(None, None, 3),
+        input_shape=(input_size, input_size, 3),
     )
     trunk.name = "resnet50"
     features = trunk(x)

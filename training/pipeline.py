@@ -69,7 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
         if config.task != "all":
             raise ValueError("--fracture-canvas trains the shared trunk: use it with 'bonefrac-train all'")
         if config.fracture_canvas <= config.input_size or config.fracture_canvas % 32 or config.input_size % 32:
-            # ResNet-50 maps 32 px to one feature cell: windows must span whole cells.
+            # Sizes ResNet-50's 32 px stride divides evenly; crops must be smaller than the canvas.
             raise ValueError(
                 f"--fracture-canvas {config.fracture_canvas} must be larger than --input-size {config.input_size}, "
                 "and both multiples of 32"

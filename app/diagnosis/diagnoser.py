@@ -67,6 +67,10 @@ class Diagnoser:
                 except Exception as error:  # a fixed-size model asked to run at another size
                     raise ModelFilesError(f"model file {entry.file} cannot run at {size} px ({error})") from None
 
+        entries = self.manifest.entries.values()
+        self._whole_image_passes = {_pass_of(entry) for entry in entries if entry.window is None}
+        self._window_passes = {_windows_of(entry) for entry in entries if entry.window is not None}
+
     @property
     def model_version(self) -> str:
         return self.manifest.version
@@ -87,12 +91,11 @@ class Diagnoser:
         """Each distinct (model file, input size) once over the whole batch, and the windows of
         every image for models trained on crops; outputs split per image."""
         per_image: list[dict[tuple, dict[str, np.ndarray]]] = [{} for _ in batch]
-        whole_image_passes = {_pass_of(e) for e in self.manifest.entries.values() if e.window is None}
-        for key in whole_image_passes:
+        for key in self._whole_image_passes:
             arrays = self._runners[key](np.stack([inputs[key[1]] for inputs in batch]))
             for index, outputs in enumerate(per_image):
                 outputs[key] = {name: values[index] for name, values in arrays.items()}
-        for file, canvas, window in {_windows_of(e) for e in self.manifest.entries.values() if e.window}:
+        for file, canvas, window in self._window_passes:
             crops = [window_crops(inputs[canvas], window) for inputs in batch]
             fracture = self._runners[(file, window)](np.concatenate(crops))["fracture"]
             for index, outputs in enumerate(per_image):
@@ -281,8 +284,9 @@ def _pass_of(entry: ModelEntry) -> tuple[str, int]:
     return entry.file, entry.window or entry.input_size
 
 
-def _windows_of(entry: ModelEntry) -> tuple[str, int, int]:
-    return entry.file, entry.input_size, entry.window or entry.input_size
+def _windows_of(entry: ModelEntry) -> tuple[str, int, int | None]:
+    """A model trained on crops: its file, the image size it is cut from, the window side."""
+    return entry.file, entry.input_size, entry.window
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:

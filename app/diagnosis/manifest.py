@@ -28,8 +28,8 @@ class ModelEntry:
     thresholds: dict[str, float]
     min_confidence: float | None
     info: dict[str, Any]  # everything else: metrics, training data, ...
-    # Fracture models trained on crops: the crop side in px. The model then runs on the whole
-    # image at input_size, and the probability is that of the most suspicious window.
+    # Fracture models trained on crops: the crop side in px. The image at input_size is then cut
+    # into windows of this side, and the probability is that of the most suspicious window.
     window: int | None = None
 
 
