@@ -72,6 +72,7 @@ def predict(args: argparse.Namespace) -> int:
 
     status = 0
     results = []
+    given_paths: list[str] = []
     progress = tqdm(
         total=len(args.files), desc="diagnosing", unit="image", disable=None if len(args.files) > 1 else True
     )
@@ -83,18 +84,27 @@ def predict(args: argparse.Namespace) -> int:
             status = EXIT_BAD_INPUT
         else:
             results.append((xray, outcome))
+            given_paths.append(str(path))
     progress.close()
     study = diagnoser.aggregate_study([d for _, d in results]) if args.study and results else None
 
+    heatmap_names: list[str | None] = []
+    if args.heatmap is not None:
+        heatmap_status, heatmap_names = _write_heatmaps(results, args.heatmap)
+        status = max(status, heatmap_status)
     if args.json:
-        payload: list[dict] = [d.to_dict() for _, d in results]
+        payload: list[dict] = []
+        for index, (_, diagnosis) in enumerate(results):
+            # `path` as given, so entries with the same file name (MURA's image1.png) stay apart.
+            item = {**diagnosis.to_dict(), "path": given_paths[index]}
+            if args.heatmap is not None:
+                item["heatmap"] = heatmap_names[index]
+            payload.append(item)
         if study is not None:
             payload.append({"study": study.to_dict()})
         print(json.dumps(payload, indent=2))
     else:
         print(_table(results, study))
-    if args.heatmap is not None:
-        status = max(status, _write_heatmaps(results, args.heatmap))
     if args.report is not None and results:
         from app.report import write_report
 
@@ -106,12 +116,15 @@ def predict(args: argparse.Namespace) -> int:
     return status
 
 
-def _write_heatmaps(results: list, folder: Path) -> int:
+def _write_heatmaps(results: list, folder: Path) -> tuple[int, list[str | None]]:
+    """Write each supported image's overlay; returns the exit status and, per result, the
+    file name written (None where there is no heatmap or writing failed)."""
     from app.atomic import write_bytes_atomic
     from app.diagnosis.heatmap import overlay
 
     used: set[str] = set()
-    for xray, diagnosis in results:
+    names: list[str | None] = [None] * len(results)
+    for index, (xray, diagnosis) in enumerate(results):
         if diagnosis.heatmap is None:
             continue
         stem = Path(diagnosis.file).stem
@@ -126,8 +139,9 @@ def _write_heatmaps(results: list, folder: Path) -> int:
             write_bytes_atomic(folder / name, buffer.getvalue())
         except OSError as error:
             _fail(f"{folder}: cannot write heatmaps ({error.strerror})")
-            return EXIT_BAD_INPUT
-    return 0
+            return EXIT_BAD_INPUT, names
+        names[index] = name
+    return 0, names
 
 
 def _table(results: list, study) -> str:

@@ -47,6 +47,24 @@ def diagnoser():
 
 
 @pytest.fixture(scope="session")
+def routed_paths(diagnoser, data_rows) -> dict[str, list[Path]]:
+    """For each supported part, two validation X-rays of it that the shipped models route to
+    that part's fracture model (found by running them), so tests of a verdict always get one."""
+    routed: dict[str, list[Path]] = {}
+    for part in ("elbow", "hand", "shoulder"):
+        candidates = [DATA_DIR / r["path"] for r in data_rows if r["split"] == "val" and r["part"] == part]
+        found: list[Path] = []
+        for path in candidates[:60]:
+            diagnosis = diagnoser.diagnose(path, with_heatmap=False)
+            if diagnosis.part == part and diagnosis.supported and len(found) < 2:
+                found.append(path)
+        if len(found) < 2:
+            pytest.fail(f"the shipped models route fewer than 2 of 60 validation {part} X-rays to the {part} model")
+        routed[part] = found
+    return routed
+
+
+@pytest.fixture(scope="session")
 def virtual_display():
     """Start Xvfb when there is no display, so real Tk windows open headless."""
     if os.environ.get("DISPLAY"):

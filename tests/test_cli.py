@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from pypdf import PdfReader
 
 from app.cli import main
@@ -82,17 +84,28 @@ def test_table_output_names_each_file(xray_paths, capsys):
     assert "Decision support, not a diagnosis." in out
 
 
-def test_heatmaps_are_written_for_supported_images(xray_paths, tmp_path, capsys):
-    files = [str(xray_paths[k]) for k in ("elbow_1", "hand_1", "shoulder_1")]
+def test_heatmaps_are_written_for_supported_images(routed_paths, tmp_path, capsys):
+    blank = tmp_path / "blank.png"  # refused before the model: no heatmap
+    Image.fromarray(np.full((400, 300), 128, dtype=np.uint8)).save(blank)
+    # Two inputs with one file name, as MURA's image1.png: both kept, told apart by `path`.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    same_name = [tmp_path / folder / "view.jpg" for folder in ("a", "b")]
+    for target, part in zip(same_name, ("elbow", "hand")):
+        shutil.copy(routed_paths[part][0], target)
+    files = [str(path) for path in (*same_name, routed_paths["shoulder"][0], blank)]
     status = main(["--models-dir", str(MODELS_DIR), "predict", *files, "--json", "--heatmap", str(tmp_path / "maps")])
     assert status == 0
     payload = json.loads(capsys.readouterr().out)
-    for item, path in zip(payload, files):
-        written = tmp_path / "maps" / f"{os.path.splitext(os.path.basename(path))[0]}_heatmap.png"
-        assert written.exists() == (item["verdict"] != "unsupported")
-        if written.exists():
-            with Image.open(written) as image, Image.open(path) as original:
-                assert image.size == original.size and image.mode == "RGB"
+    assert [item["path"] for item in payload] == files
+    names = [item["heatmap"] for item in payload]
+    assert names == ["view_heatmap.png", "view_2_heatmap.png", f"{routed_paths['shoulder'][0].stem}_heatmap.png", None]
+    assert payload[3]["verdict"] == "unsupported"
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == sorted(names[:3])
+    for name, path in zip(names[:3], files):
+        with Image.open(tmp_path / "maps" / name) as image, Image.open(path) as original:
+            # The overlay is of the upright image (the reader applies EXIF orientation).
+            assert image.size == ImageOps.exif_transpose(original).size and image.mode == "RGB"
 
 
 def test_pdf_report_reads_back(xray_paths, tmp_path, capsys):
@@ -149,3 +162,17 @@ def test_broken_models_exit_3_with_one_line(tmp_path, xray_paths):
     assert result.returncode == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: no model manifest")
+
+
+def test_report_of_a_file_named_in_any_script(routed_paths, tmp_path):
+    """DejaVu has no CJK glyphs: the name is printed by code point, and nothing about it
+    (a patient's name, possibly) reaches stderr as a font warning."""
+    named = tmp_path / "röntgen_手.jpg"
+    shutil.copy(routed_paths["hand"][0], named)
+    report = tmp_path / "report.pdf"
+    result = run_cli("predict", str(named), "--report", str(report), "--note", "患者 follow-up")
+    assert result.returncode == 0, result.stderr
+    assert "手" not in result.stderr and "患" not in result.stderr and "glyph" not in result.stderr
+    text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
+    assert "File: röntgen_<U+624B>.jpg" in text
+    assert "Note: <U+60A3><U+8005> follow-up" in text

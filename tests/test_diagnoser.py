@@ -7,8 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.diagnosis import Diagnoser, Verdict
+from app.diagnosis.heatmap import colourise
 from app.diagnosis.manifest import MODEL_NAMES, load_manifest, sha256_of
 from app.diagnosis.value import SUPPORTED_PARTS, verdict_for
 from app.errors import ModelFilesError
@@ -31,20 +33,18 @@ def test_manifest_describes_every_model_with_measured_figures():
         assert sha256_of(manifest.path_of(entry)) == entry.sha256
 
 
-def test_diagnosis_is_consistent_with_the_models_output(diagnoser, xray_paths):
-    diagnosis = diagnoser.diagnose(xray_paths["hand_1"])
+def test_diagnosis_is_consistent_with_the_models_output(diagnoser, routed_paths):
+    diagnosis = diagnoser.diagnose(routed_paths["hand"][0])
     assert set(diagnosis.part_probabilities) == {"elbow", "hand", "shoulder", "other"}
     assert sum(diagnosis.part_probabilities.values()) == pytest.approx(1.0, abs=1e-4)
-    assert diagnosis.part == max(diagnosis.part_probabilities, key=diagnosis.part_probabilities.get)
+    assert diagnosis.part == max(diagnosis.part_probabilities, key=diagnosis.part_probabilities.get) == "hand"
     assert diagnosis.model_version == diagnoser.manifest.version
     assert diagnosis.timings_ms["total"] >= diagnosis.timings_ms["inference"] > 0
-    if diagnosis.supported:
-        entry = diagnoser.fracture_entry(diagnosis.part)
-        assert diagnosis.fracture_probability == diagnosis.head_probabilities[diagnosis.part]
-        assert diagnosis.verdict == verdict_for(diagnosis.fracture_probability, entry.thresholds)
-        assert diagnosis.heatmap is not None and 0.0 <= diagnosis.heatmap.min() <= diagnosis.heatmap.max() <= 1.0
-    else:
-        assert diagnosis.fracture_probability is None and diagnosis.unsupported_reason
+    assert diagnosis.supported and diagnosis.unsupported_reason is None
+    entry = diagnoser.fracture_entry("hand")
+    assert diagnosis.fracture_probability == diagnosis.head_probabilities["hand"]
+    assert diagnosis.verdict == verdict_for(diagnosis.fracture_probability, entry.thresholds)
+    assert diagnosis.heatmap is not None and 0.0 <= diagnosis.heatmap.min() <= diagnosis.heatmap.max() <= 1.0
 
 
 def test_same_image_gives_the_same_answer(diagnoser, xray_paths):
@@ -69,15 +69,34 @@ def test_unsupported_images_get_no_fracture_verdict(diagnoser, data_rows):
             assert diagnosis.verdict is Verdict.UNSUPPORTED and diagnosis.fracture_probability is None
 
 
-def test_study_verdict_is_the_mean_over_views(diagnoser, xray_paths):
-    views = [diagnoser.diagnose(xray_paths[key]) for key in ("elbow_0", "elbow_1")]
+def test_study_verdict_is_the_mean_over_views(diagnoser, routed_paths):
+    views = [diagnoser.diagnose(path) for path in routed_paths["elbow"]]
     study = diagnoser.aggregate_study(views)
     mean_parts = {k: np.mean([v.part_probabilities[k] for v in views]) for k in views[0].part_probabilities}
-    assert study.part == max(mean_parts, key=mean_parts.get)
-    if study.verdict is not Verdict.UNSUPPORTED:
-        expected = np.mean([v.head_probabilities[study.part] for v in views])
-        assert study.fracture_probability == pytest.approx(expected)
-        assert study.verdict == verdict_for(study.fracture_probability, study.thresholds)
+    assert study.part == max(mean_parts, key=mean_parts.get) == "elbow"
+    # Both views pass the confidence cut, so their mean does too: the study gets a verdict.
+    expected = np.mean([v.head_probabilities["elbow"] for v in views])
+    assert study.fracture_probability == pytest.approx(expected)
+    assert study.verdict == verdict_for(study.fracture_probability, study.thresholds)
+
+
+def test_views_refused_before_the_model_stay_out_of_the_study(diagnoser, routed_paths, tmp_path):
+    Image.fromarray(np.full((400, 300), 128, dtype=np.uint8)).save(tmp_path / "blank.png")
+    blank = diagnoser.diagnose(tmp_path / "blank.png")
+    xray = diagnoser.diagnose(routed_paths["shoulder"][0])
+    mixed = diagnoser.aggregate_study([blank, xray])
+    assert len(mixed.views) == 1 and mixed.views[0] is xray
+    assert mixed.fracture_probability == pytest.approx(xray.fracture_probability)
+    assert mixed.verdict == xray.verdict
+
+
+def test_study_of_refused_views_only_has_no_verdict(diagnoser, xray_paths, tmp_path):
+    Image.fromarray(np.full((400, 300), 128, dtype=np.uint8)).save(tmp_path / "blank.png")
+    Image.fromarray(colourise(read_xray(xray_paths["hand_0"]).pixels)).save(tmp_path / "colour.png")
+    study = diagnoser.diagnose_study([tmp_path / "blank.png", tmp_path / "colour.png"])
+    assert study.verdict is Verdict.UNSUPPORTED
+    assert study.fracture_probability is None and study.thresholds is None
+    assert "radiograph" in study.unsupported_reason
 
 
 def _models_copy(tmp_path):

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -110,13 +111,21 @@ def test_window_model_runs_its_fracture_heads_on_the_larger_image(tiny_window_mo
     assert passes[("bonefrac_resnet50.keras", 128, 64)]["fracture"].shape == (9, 4)
 
 
+def _scratch_folders(tmp_path: Path) -> list[str]:
+    return [
+        *("--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")),
+        *("--models-dir", str(tmp_path / "models"), "--no-publish"),
+    ]
+
+
 def test_fracture_canvas_needs_boxes(tmp_path, xray_paths):
     for part, label, key in [("hand", "fractured", "hand_1"), ("hand", "normal", "hand_0")]:
         (tmp_path / "data" / part / label).mkdir(parents=True)
         shutil.copy(xray_paths[key], tmp_path / "data" / part / label / f"{key}.jpg")
     arguments = ["all", "--data", str(tmp_path / "data"), "--fracture-canvas", "128", "--epochs", "1"]
     result = subprocess.run(
-        [sys.executable, "-m", "training", *arguments, "--run-dir", str(tmp_path / "run")],
+        # Its own run, cache and models folders: a regression must not publish over models/.
+        [sys.executable, "-m", "training", *arguments, *_scratch_folders(tmp_path)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -273,7 +282,7 @@ def test_splits_are_deterministic_and_proportioned():
 )
 def test_training_cli_errors_are_one_line(args, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "training", *args, "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path)],
+        [sys.executable, "-m", "training", *args, *_scratch_folders(tmp_path)],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -257,15 +257,18 @@ class Diagnoser:
     def aggregate_study(self, views: Sequence[Diagnosis]) -> StudyDiagnosis:
         """Study part from the mean part probabilities; study fracture probability is the
         mean of that part's fracture head over all views."""
-        # Views refused before the model (a photograph, a blank image) are not part of the study.
-        views = [v for v in views if not v.out_of_scope] or list(views)
         if not views:
             raise ValueError("a study needs at least one image")
+        # Views refused before the model (a photograph, a blank image) are not part of the study;
+        # a study of nothing but such views is refused as a whole.
+        in_scope = [v for v in views if not v.out_of_scope]
+        refused = None if in_scope else "none of the images is a radiograph the models can read"
+        views = in_scope or list(views)
         names = list(views[0].part_probabilities)
         mean_parts = {name: float(np.mean([v.part_probabilities[name] for v in views])) for name in names}
         part = max(mean_parts, key=mean_parts.get)
         mean_heads = {name: float(np.mean([v.head_probabilities[name] for v in views])) for name in SUPPORTED_PARTS}
-        reason, probability, thresholds, verdict = self._route(mean_parts, mean_heads)
+        reason, probability, thresholds, verdict = self._route(mean_parts, mean_heads, refused)
         return StudyDiagnosis(
             views=tuple(views),
             part=part,

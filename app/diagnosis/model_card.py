@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 from app.diagnosis.manifest import ModelManifest
@@ -69,7 +70,16 @@ def training_data_summary(manifest: ModelManifest) -> str:
     if fracture.window is not None:
         size += f" (fracture heads on {fracture.window} px windows of the image at {fracture.input_size} px)"
     return (
-        f"Trained from scratch ({trained.get('init', 'n/a')} initialisation) at {size} "
+        f"{_starting_point(trained.get('init'))} at {size} "
         f"on {trained.get('train_images', 'n/a')} public radiographs ({', '.join(sources) or 'n/a'}); "
         "labels come from the public datasets, not from clinical review."
     )
+
+
+def _starting_point(init: str | None) -> str:
+    """How the weights started, in words (`--init none|imagenet|PATH`)."""
+    if init in (None, "none"):
+        return "Trained from scratch (no pretrained weights)"
+    if init == "imagenet":
+        return "Fine-tuned from ImageNet weights"
+    return f"Fine-tuned from an earlier model ({Path(init).name})"

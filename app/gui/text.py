@@ -16,7 +16,7 @@ HOW_TO = """How to use
 """
 
 LIMITATIONS = """Limitations
-- Trained from scratch on a few thousand public radiographs whose labels were not clinically reviewed.
+- Trained on a few thousand public radiographs whose labels were not clinically reviewed.
 - Only elbow, hand and shoulder are supported; other images are answered "Not supported".
 - All elbow images, and most shoulder images, come from a single public source: performance on other hospitals'
   images is unknown.

@@ -25,8 +25,10 @@ from app.history import History, HistoryRow
 from app.report.content import VERDICT_LABELS
 from app.xray import XRay, read_xray
 
+# Tk file filters are case-sensitive on Linux; DICOM files often come without any extension ("All files").
+_OPENABLE_EXTENSIONS = ("png", "jpg", "jpeg", "dcm", "dicom", "bmp", "tif", "tiff", "gif", "webp")
 OPEN_TYPES = [
-    ("X-ray images and DICOM", "*.png *.jpg *.jpeg *.dcm *.dicom *.bmp *.tif *.tiff *.PNG *.JPG *.JPEG *.DCM"),
+    ("X-ray images and DICOM", " ".join(f"*.{e} *.{e.upper()}" for e in _OPENABLE_EXTENSIONS)),
     ("All files", "*"),
 ]
 VERDICT_COLOURS = {
@@ -467,7 +469,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
     def export_history_dialog(self) -> None:
         path = filedialog.asksaveasfilename(
-            parent=self, title="Export history", defaultextension=".csv", filetypes=[("CSV", "*.csv")]
+            parent=self,
+            title="Export history (file names and notes included: they may identify a patient)",
+            defaultextension=".csv",
+            filetypes=[("CSV", "*.csv")],
         )
         if path:
             self.export_history(Path(path))
@@ -478,7 +483,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         except OSError as error:
             self.show_error("History not exported", f"The history could not be written to {path}: {error.strerror}")
             return False
-        self.set_status(f"Exported {count} result(s) to {path.name}")
+        self.set_status(f"Exported {count} result(s) to {path.name}; file names and notes may identify a patient")
         return True
 
     def show_about(self) -> None:

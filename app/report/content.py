@@ -12,6 +12,7 @@ from app.diagnosis.heatmap import overlay
 from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
+from app.report.fonts import printable
 from app.xray import XRay
 
 VERDICT_LABELS = {
@@ -93,4 +94,19 @@ def build_content(
             images.append(("Where the model looked (heatmap)", overlay(xray, diagnosis.heatmap)))
         sections.append(ReportSection(f"View: {diagnosis.file}", tuple(lines), tuple(images)))
     sections.append(ReportSection("About the models", (training_data_summary(manifest),)))
-    return ReportContent("Fracture detection report", tuple(header), tuple(sections), NOTICE)
+    return _printable(ReportContent("Fracture detection report", tuple(header), tuple(sections), NOTICE))
+
+
+def _printable(content: ReportContent) -> ReportContent:
+    """Every string as the report fonts can draw it (file names and notes may hold any script)."""
+    sections = tuple(
+        ReportSection(
+            printable(section.heading),
+            tuple(printable(line) for line in section.lines),
+            tuple((printable(caption), image) for caption, image in section.images),
+        )
+        for section in content.sections
+    )
+    return ReportContent(
+        printable(content.title), tuple(printable(line) for line in content.header_lines), sections, content.notice
+    )
