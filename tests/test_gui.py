@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageTk
 from pypdf import PdfReader
 
 from app.gui.text import part_text, probability_text
@@ -123,7 +123,9 @@ def test_report_reads_back(window, tmp_path, xray_paths):
     wait_for(window, lambda: not window.predicting)
     window.note_entry.insert(0, "left hand, follow-up")
     target = tmp_path / "report.pdf"
-    assert window.save_report(target)
+    window.save_report(target)  # written on the worker thread
+    wait_for(window, lambda: not window.tasks.busy)
+    assert window.status_label.cget("text") == "Report saved: report.pdf"
     text = "\n".join(page.extract_text() for page in PdfReader(target).pages)
     diagnosis = window.current_view.diagnosis
     assert f"Body part: {diagnosis.part}" in text
@@ -134,7 +136,9 @@ def test_report_reads_back(window, tmp_path, xray_paths):
 
 
 def test_unwritable_report_location_is_a_dialog(window, tmp_path):
-    assert not window.save_report(tmp_path / "missing_folder" / "report.pdf")
+    window.save_report(tmp_path / "missing_folder" / "report.pdf")
+    wait_for(window, lambda: not window.tasks.busy)
+    assert not (tmp_path / "missing_folder").exists()
     messages = close_dialogs(window)
     assert len(messages) == 1 and "does not exist" in messages[0]
 
@@ -196,6 +200,23 @@ def test_zoom_fit_and_appearance(window, xray_paths):
     window.zoom_in_button.invoke()
     window.zoom_in_button.invoke()
     assert window.viewer.zoom == pytest.approx(1.5625)
+    canvas = window.viewer.canvas
+    for _ in range(10):
+        window.zoom_in_button.invoke()
+    assert window.viewer.zoom == 8.0
+    # Only what the canvas shows is drawn, and it is the middle of the image, magnified.
+    photo = window.viewer._photo
+    assert (photo.width(), photo.height()) == (canvas.winfo_width(), canvas.winfo_height())
+    shown = ImageTk.getimage(photo).convert("L")
+    image = window.viewer.image.convert("L")
+    scale = 8.0 * min(shown.width / image.width, shown.height / image.height)
+    half = 16 / scale  # the image pixels under the middle 32x32 shown pixels
+    cx, cy = image.width / 2, image.height / 2
+    middle = image.crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
+    centre = shown.crop((shown.width // 2 - 16, shown.height // 2 - 16, shown.width // 2 + 16, shown.height // 2 + 16))
+    assert abs(np.asarray(centre, float).mean() - np.asarray(middle, float).mean()) < 4
+    window.focus_force()  # keys go to the focused window, as a user's would (a closed dialog had it)
+    window.update()
     window.event_generate("<Control-Key-0>")
     window.update()
     assert window.viewer.zoom == 1.0

@@ -71,8 +71,20 @@ class XRayViewer(ctk.CTkFrame):
             return
         fit = min(width / self.image.width, height / self.image.height)
         scale = fit * self.zoom
-        shown_size = (max(1, int(self.image.width * scale)), max(1, int(self.image.height * scale)))
-        shown = self.image.resize(shown_size, Image.Resampling.BILINEAR)
+        left = width / 2 + self.offset[0] - self.image.width * scale / 2
+        top = height / 2 + self.offset[1] - self.image.height * scale / 2
+        # Resample only the part of the image inside the canvas: at 8x zoom the whole image
+        # would be hundreds of megapixels per drag event.
+        visible = (
+            max(0.0, left),
+            max(0.0, top),
+            min(float(width), left + self.image.width * scale),
+            min(float(height), top + self.image.height * scale),
+        )
+        if visible[2] - visible[0] < 1 or visible[3] - visible[1] < 1:
+            return  # panned out of sight
+        source = tuple((edge - origin) / scale for edge, origin in zip(visible, (left, top, left, top)))
+        size = (round(visible[2] - visible[0]), round(visible[3] - visible[1]))
+        shown = self.image.resize(size, Image.Resampling.BILINEAR, box=source)
         self._photo = ImageTk.PhotoImage(shown)
-        centre = (width / 2 + self.offset[0], height / 2 + self.offset[1])
-        self.canvas.create_image(centre[0], centre[1], image=self._photo, anchor="center")
+        self.canvas.create_image(round(visible[0]), round(visible[1]), image=self._photo, anchor="nw")

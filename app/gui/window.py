@@ -428,17 +428,24 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         if path:
             self.save_report(Path(path))
 
-    def save_report(self, path: Path) -> bool:
+    def save_report(self, path: Path) -> None:
+        """Compose and write the report on the worker thread (full-resolution images make it
+        take a second or more); the window says when it is saved or why it was not."""
         from app.report import write_report
 
         views = [(v.xray, v.diagnosis) for v in self.views if v.diagnosis is not None]
-        try:
-            write_report(path, views, self.diagnoser.manifest, study=self.study, note=self.note_entry.get())
-        except BoneFracError as error:
-            self.show_error("Report not saved", str(error))
-            return False
-        self.set_status(f"Report saved: {path.name}")
-        return True
+        study, note, manifest = self.study, self.note_entry.get(), self.diagnoser.manifest
+        self.set_status(f"Writing report {path.name}…")
+        self.tasks.submit(
+            lambda: write_report(path, views, manifest, study=study, note=note),
+            on_done=lambda _: self.set_status(f"Report saved: {path.name}"),
+            on_error=lambda error: self._report_failed(path, error),
+        )
+
+    def _report_failed(self, path: Path, error: BaseException) -> None:
+        reason = str(error) if isinstance(error, BoneFracError) else f"{path.name} could not be written ({error})"
+        self.set_status(f"Report not saved: {path.name}")
+        self.show_error("Report not saved", reason)
 
     # ---------- history and about ----------
     def _open_history(self, history_path: Path | None) -> None:
