@@ -11,7 +11,7 @@ from PIL import Image
 
 from app.diagnosis import Diagnoser, Verdict
 from app.diagnosis.heatmap import colourise
-from app.diagnosis.manifest import MODEL_NAMES, load_manifest, sha256_of
+from app.diagnosis.manifest import MIN_VALIDATION_AUROC, MODEL_NAMES, load_manifest, sha256_of
 from app.diagnosis.value import SUPPORTED_PARTS, verdict_for
 from app.errors import ModelFilesError
 from app.xray import read_xray
@@ -70,12 +70,12 @@ def test_unsupported_images_get_no_fracture_verdict(diagnoser, data_rows):
 
 
 def test_study_verdict_is_the_mean_over_views(diagnoser, routed_paths):
-    views = [diagnoser.diagnose(path) for path in routed_paths["elbow"]]
+    views = [diagnoser.diagnose(path) for path in routed_paths["shoulder"]]
     study = diagnoser.aggregate_study(views)
     mean_parts = {k: np.mean([v.part_probabilities[k] for v in views]) for k in views[0].part_probabilities}
-    assert study.part == max(mean_parts, key=mean_parts.get) == "elbow"
+    assert study.part == max(mean_parts, key=mean_parts.get) == "shoulder"
     # Both views pass the confidence cut, so their mean does too: the study gets a verdict.
-    expected = np.mean([v.head_probabilities["elbow"] for v in views])
+    expected = np.mean([v.head_probabilities["shoulder"] for v in views])
     assert study.fracture_probability == pytest.approx(expected)
     assert study.verdict == verdict_for(study.fracture_probability, study.thresholds)
 
@@ -142,3 +142,20 @@ def test_damaged_manifest_is_refused(tmp_path):
     (models / "manifest.json").write_text("{ not json")
     with pytest.raises(ModelFilesError, match="damaged"):
         Diagnoser(models)
+
+
+@pytest.mark.parametrize("validation_auroc", [0.55, 0.75])
+def test_fracture_model_without_skill_on_validation_gives_no_verdict(validation_auroc, routed_paths, tmp_path):
+    models = _models_copy(tmp_path)
+    raw = json.loads((models / "manifest.json").read_text())
+    raw["models"]["fracture_hand"]["validation"]["auroc"] = validation_auroc
+    (models / "manifest.json").write_text(json.dumps(raw))
+    diagnosis = Diagnoser(models).diagnose(routed_paths["hand"][0])
+    assert diagnosis.part == "hand"
+    if validation_auroc < MIN_VALIDATION_AUROC:
+        assert diagnosis.verdict is Verdict.UNSUPPORTED and diagnosis.fracture_probability is None
+        assert diagnosis.heatmap is None
+        assert "hand fracture model showed no useful skill" in diagnosis.unsupported_reason
+        assert "AUROC 0.55" in diagnosis.unsupported_reason
+    else:
+        assert diagnosis.verdict is not Verdict.UNSUPPORTED and diagnosis.fracture_probability is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic import write_text_atomic
-from app.diagnosis.manifest import load_manifest
+from app.diagnosis.manifest import MIN_VALIDATION_AUROC, load_manifest
 from app.diagnosis.model_card import largest_part_confusions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +113,19 @@ def render_card(models_dir: Path) -> str:
             f"{entry.thresholds.get('specific', 0):.2f}: {_fmt(rule_in.get('sensitivity'), True)} / "
             f"{_fmt(rule_in.get('specificity'), True)} | {sources} |"
         )
+    withheld = [
+        f"{name} (validation AUROC {entry.validation_auroc:.2f})"
+        for name in ("elbow", "hand", "shoulder")
+        if (entry := manifest.entries[f"fracture_{name}"]).verdicts_withheld
+    ]
+    if withheld:
+        lines += [
+            "",
+            f"**No verdicts from the {', '.join(withheld)} fracture model"
+            f"{'s' if len(withheld) > 1 else ''}:** the app answers such images *not supported*, because a "
+            f"fracture model below {MIN_VALIDATION_AUROC:.2f} AUROC on the validation split shows no useful "
+            "skill (decided on validation, never on test). Its test figures above are what a verdict would have been.",
+        ]
     figures = manifest.raw.get("figures", [])
     if figures:
         lines += ["", "Figures: " + ", ".join(f"[{Path(f).stem}](models/{f})" for f in figures) + "."]

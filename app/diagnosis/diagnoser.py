@@ -230,7 +230,12 @@ class Diagnoser:
         """Route to the most likely part's fracture head: (reason refused, probability,
         thresholds, verdict). `refused` is a reason found before the model."""
         part = max(part_probabilities, key=part_probabilities.get)
-        reason = refused or self._unsupported_reason(part, part_probabilities[part])
+        # In this order: only a supported part reaches its fracture model's own check.
+        reason = (
+            refused
+            or self._unsupported_reason(part, part_probabilities[part])
+            or self.fracture_entry(part).verdicts_withheld
+        )
         if reason is not None:
             return reason, None, None, Verdict.UNSUPPORTED
         thresholds = dict(self.fracture_entry(part).thresholds)

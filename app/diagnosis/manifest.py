@@ -16,6 +16,10 @@ MODEL_NAMES = ("body_part", "fracture_elbow", "fracture_hand", "fracture_shoulde
 RESTORE_HINT = "restore the models folder from the release (git checkout -- models) or retrain with bonefrac-train"
 
 
+# Fracture models below this validation AUROC give no verdict (chosen on validation, never test).
+MIN_VALIDATION_AUROC = 0.60
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
@@ -31,6 +35,24 @@ class ModelEntry:
     # Fracture models trained on crops: the crop side in px. The image at input_size is then cut
     # into windows of this side, and the probability is that of the most suspicious window.
     window: int | None = None
+
+    @property
+    def validation_auroc(self) -> float | None:
+        return (self.info.get("validation") or {}).get("auroc")
+
+    @property
+    def verdicts_withheld(self) -> str | None:
+        """Why this fracture model gives no verdict, or None: a model that does not separate
+        fractured from normal validation images clearly better than chance would show calls
+        that look like findings while carrying none."""
+        auroc = self.validation_auroc
+        if self.output != "fracture" or auroc is None or auroc >= MIN_VALIDATION_AUROC:
+            return None
+        part = self.name.removeprefix("fracture_")
+        return (
+            f"the {part} fracture model showed no useful skill on validation images "
+            f"(AUROC {auroc:.2f}, below {MIN_VALIDATION_AUROC:.2f}), so it gives no verdict"
+        )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from app.diagnosis.manifest import ModelManifest
+from app.diagnosis.manifest import MIN_VALIDATION_AUROC, ModelEntry, ModelManifest
 
 
 def _percent(value: float | None) -> str:
@@ -57,7 +57,16 @@ def fracture_model_summary(manifest: ModelManifest, part: str) -> str:
         f"sensitivity {_percent(rule_out.get('sensitivity'))} at the rule-out threshold "
         f"{entry.thresholds.get('sensitive', float('nan')):.2f}; "
         f"specificity {_percent(rule_in.get('specificity'))} at the rule-in threshold "
-        f"{entry.thresholds.get('specific', float('nan')):.2f}."
+        f"{entry.thresholds.get('specific', float('nan')):.2f}." + _withheld_note(entry, part)
+    )
+
+
+def _withheld_note(entry: ModelEntry, part: str) -> str:
+    if entry.verdicts_withheld is None:
+        return ""
+    return (
+        f" The app gives no {part} verdict: this model's validation AUROC, {entry.validation_auroc:.2f}, "
+        f"is below {MIN_VALIDATION_AUROC:.2f}."
     )
 
 
