@@ -19,10 +19,11 @@ lint: install-dev
 bench: install-dev
 	$(BIN)/python bench/run.py
 
-# Rebuild the shipped model from ../shared/data/xray (about 100 min on this project's 2-core
-# CPU): from scratch at 96 px, float32. Rerunning resumes from runs/all's checkpoint.
+# Rebuild the shipped model from ../shared/data/xray (77-92 min on this project's 2-core CPU):
+# from scratch at 96 px, float32, on the fracatlas and roboflow sources (the multiregion images
+# have no body part). Rerunning resumes from runs/all's checkpoint.
 models: install-dev
-	$(BIN)/bonefrac-train all --input-size 96 --epochs 15 --max-minutes 105 --precision float32 --run-dir runs/all
+	$(BIN)/bonefrac-train all --input-size 96 --epochs 26 --max-minutes 104 --precision float32 --sources fracatlas,roboflow --run-dir runs/all
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -22,7 +22,7 @@ LIMITATIONS = """Limitations
   images is unknown.
 """
 
-ATTRIBUTION = """Data attribution
+ATTRIBUTION = """Data attribution (the model card above names the sources each model was trained on)
 - FracAtlas (Abedeen et al., Scientific Data 2023), CC BY 4.0.
 - Bone Fracture Detection by veda, Roboflow Universe (v4), CC BY 4.0.
 - Bone Fracture Multi-Region X-ray Data by Madushani Rodrigo, Kaggle, ODC-By 1.0.
