@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models-dir", type=Path, default=None, help="folder with manifest.json (default: shipped)")
     commands = parser.add_subparsers(dest="command")
     predict = commands.add_parser("predict", help="diagnose X-ray files (PNG, JPEG, DICOM)")
-    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    predict.add_argument("files", nargs="+", metavar="FILE")
     predict.add_argument("--study", action="store_true", help="the files are views of one study: add a study verdict")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument("--heatmap", type=Path, metavar="DIR", help="write heatmap overlays as PNGs into DIR")
@@ -76,7 +76,8 @@ def predict(args: argparse.Namespace) -> int:
     progress = tqdm(
         total=len(args.files), desc="diagnosing", unit="image", disable=None if len(args.files) > 1 else True
     )
-    for path, xray, outcome in diagnoser.diagnose_files(args.files):
+    # Results come in input order: keep each argument exactly as typed for --json's `path`.
+    for given, (path, xray, outcome) in zip(args.files, diagnoser.diagnose_files(args.files)):
         progress.update()
         if isinstance(outcome, BoneFracError):
             progress.clear()
@@ -84,7 +85,7 @@ def predict(args: argparse.Namespace) -> int:
             status = EXIT_BAD_INPUT
         else:
             results.append((xray, outcome))
-            given_paths.append(str(path))
+            given_paths.append(str(given))
     progress.close()
     study = diagnoser.aggregate_study([d for _, d in results]) if args.study and results else None
 
@@ -158,6 +159,8 @@ def _table(results: list, study) -> str:
     for _, d in results:
         if d.unsupported_reason:
             lines.append(f"{d.file}: not supported: {d.unsupported_reason}")
+    if study is not None and study.unsupported_reason:
+        lines.append(f"study: not supported: {study.unsupported_reason}")
     lines.append("Decision support, not a diagnosis.")
     return "\n".join(lines)
 

@@ -93,7 +93,8 @@ def test_heatmaps_are_written_for_supported_images(routed_paths, tmp_path, capsy
     same_name = [tmp_path / folder / "view.jpg" for folder in ("a", "b")]
     for target, source in zip(same_name, routed_paths["hand"]):
         shutil.copy(source, target)
-    files = [str(path) for path in (*same_name, routed_paths["shoulder"][0], blank)]
+    # The blank one given as typed, with "./": `path` must keep it exactly.
+    files = [*(str(path) for path in (*same_name, routed_paths["shoulder"][0])), "./" + os.path.relpath(blank)]
     status = main(["--models-dir", str(MODELS_DIR), "predict", *files, "--json", "--heatmap", str(tmp_path / "maps")])
     assert status == 0
     payload = json.loads(capsys.readouterr().out)
@@ -176,3 +177,29 @@ def test_report_of_a_file_named_in_any_script(routed_paths, tmp_path):
     text = "\n".join(page.extract_text() for page in PdfReader(report).pages)
     assert "File: röntgen_<U+624B>.jpg" in text
     assert "Note: <U+60A3><U+8005> follow-up" in text
+
+
+def test_study_of_refused_images_says_why_in_the_table(tmp_path, capsys):
+    blanks = []
+    for name, grey in (("b1.png", 128), ("b2.png", 90)):
+        Image.fromarray(np.full((400, 300), grey, dtype=np.uint8)).save(tmp_path / name)
+        blanks.append(str(tmp_path / name))
+    status = main(["--models-dir", str(MODELS_DIR), "predict", *blanks, "--study"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "study: not supported: none of the images is a radiograph the models can read" in out.splitlines()
+
+
+def test_png_report_wraps_a_long_name_without_losing_any_of_it():
+    from PIL import ImageFont
+
+    from app.report.fonts import REGULAR_FONT, printable
+    from app.report.png import _wrap
+
+    font = ImageFont.truetype(str(REGULAR_FONT), 22)
+    line = "File: " + printable("山田太郎_右手_2024年11月23日_follow-up_view-2.jpg")
+    wrapped = _wrap(line, font, 400)
+    assert len(wrapped) > 1
+    assert all(font.getlength(part) <= 400 for part in wrapped)
+    assert "".join(wrapped).replace(" ", "") == line.replace(" ", "")
+    assert all(part.count("<") == part.count(">") for part in wrapped)  # no code point cut in two

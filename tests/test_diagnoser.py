@@ -144,18 +144,58 @@ def test_damaged_manifest_is_refused(tmp_path):
         Diagnoser(models)
 
 
-@pytest.mark.parametrize("validation_auroc", [0.55, 0.75])
-def test_fracture_model_without_skill_on_validation_gives_no_verdict(validation_auroc, routed_paths, tmp_path):
+def _with_hand_validation_auroc(tmp_path, value):
     models = _models_copy(tmp_path)
     raw = json.loads((models / "manifest.json").read_text())
-    raw["models"]["fracture_hand"]["validation"]["auroc"] = validation_auroc
+    raw["models"]["fracture_hand"]["validation"]["auroc"] = value
     (models / "manifest.json").write_text(json.dumps(raw))
+    return models
+
+
+@pytest.mark.parametrize(
+    ("validation_auroc", "withheld_because"),
+    [
+        (0.55, "showed no useful skill on validation images (AUROC 0.55, below 0.60)"),
+        (None, "skill was not measured on validation images"),
+        (MIN_VALIDATION_AUROC, None),
+        (0.75, None),
+    ],
+)
+def test_fracture_model_without_skill_on_validation_gives_no_verdict(
+    validation_auroc, withheld_because, routed_paths, tmp_path
+):
+    models = _with_hand_validation_auroc(tmp_path, validation_auroc)
     diagnosis = Diagnoser(models).diagnose(routed_paths["hand"][0])
     assert diagnosis.part == "hand"
-    if validation_auroc < MIN_VALIDATION_AUROC:
+    if withheld_because is not None:
         assert diagnosis.verdict is Verdict.UNSUPPORTED and diagnosis.fracture_probability is None
         assert diagnosis.heatmap is None
-        assert "hand fracture model showed no useful skill" in diagnosis.unsupported_reason
-        assert "AUROC 0.55" in diagnosis.unsupported_reason
+        assert diagnosis.unsupported_reason.startswith("the hand fracture model")
+        assert withheld_because in diagnosis.unsupported_reason
     else:
         assert diagnosis.verdict is not Verdict.UNSUPPORTED and diagnosis.fracture_probability is not None
+
+
+def test_damaged_validation_figure_is_a_damaged_manifest(tmp_path):
+    with pytest.raises(ModelFilesError, match="damaged"):
+        Diagnoser(_with_hand_validation_auroc(tmp_path, "0.71"))
+
+
+def test_shipped_models_withhold_exactly_the_parts_whose_validation_auroc_is_low(diagnoser, data_rows):
+    """End to end on the shipped files: an image routed to a withheld part answers with that
+    model's own reason; the others give verdicts."""
+    from tests.conftest import DATA_DIR
+
+    for part in SUPPORTED_PARTS:
+        entry = diagnoser.fracture_entry(part)
+        assert (entry.verdicts_withheld is not None) == (entry.validation_auroc < MIN_VALIDATION_AUROC)
+        candidates = [DATA_DIR / r["path"] for r in data_rows if r["split"] == "val" and r["part"] == part][:60]
+        routed = next(
+            d
+            for d in (diagnoser.diagnose(path, with_heatmap=False) for path in candidates)
+            if d.part == part and d.part_confidence >= diagnoser.part_entry.min_confidence
+        )
+        if entry.verdicts_withheld:
+            assert routed.verdict is Verdict.UNSUPPORTED and routed.unsupported_reason == entry.verdicts_withheld
+        else:
+            assert routed.verdict is not Verdict.UNSUPPORTED and routed.fracture_probability is not None

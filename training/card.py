@@ -114,7 +114,7 @@ def render_card(models_dir: Path) -> str:
             f"{_fmt(rule_in.get('specificity'), True)} | {sources} |"
         )
     withheld = [
-        f"{name} (validation AUROC {entry.validation_auroc:.2f})"
+        f"{name} (validation AUROC {_fmt(entry.validation_auroc)})"
         for name in ("elbow", "hand", "shoulder")
         if (entry := manifest.entries[f"fracture_{name}"]).verdicts_withheld
     ]

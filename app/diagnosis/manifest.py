@@ -36,23 +36,25 @@ class ModelEntry:
     # into windows of this side, and the probability is that of the most suspicious window.
     window: int | None = None
 
-    @property
-    def validation_auroc(self) -> float | None:
-        return (self.info.get("validation") or {}).get("auroc")
+    # Fracture models: AUROC on the validation split (None when it could not be measured).
+    validation_auroc: float | None = None
 
     @property
     def verdicts_withheld(self) -> str | None:
         """Why this fracture model gives no verdict, or None: a model that does not separate
-        fractured from normal validation images clearly better than chance would show calls
-        that look like findings while carrying none."""
-        auroc = self.validation_auroc
-        if self.output != "fracture" or auroc is None or auroc >= MIN_VALIDATION_AUROC:
+        fractured from normal validation images clearly better than chance, or whose skill was
+        never measured, would show calls that look like findings while carrying none."""
+        if self.output != "fracture":
             return None
         part = self.name.removeprefix("fracture_")
-        return (
-            f"the {part} fracture model showed no useful skill on validation images "
-            f"(AUROC {auroc:.2f}, below {MIN_VALIDATION_AUROC:.2f}), so it gives no verdict"
-        )
+        if self.validation_auroc is None:
+            return f"the {part} fracture model's skill was not measured on validation images, so it gives no verdict"
+        if self.validation_auroc < MIN_VALIDATION_AUROC:
+            return (
+                f"the {part} fracture model showed no useful skill on validation images "
+                f"(AUROC {self.validation_auroc:.2f}, below {MIN_VALIDATION_AUROC:.2f}), so it gives no verdict"
+            )
+        return None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
         class_names=tuple(data["class_names"]),
         thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
         min_confidence=None if data.get("min_confidence") is None else float(data["min_confidence"]),
+        validation_auroc=_optional_float(_mapping(data.get("validation")).get("auroc")),
         info={k: v for k, v in data.items() if k not in known},
         window=None if data.get("window") is None else int(data["window"]),
     )
@@ -143,3 +146,20 @@ def _hash_existing(path: Path) -> str:
 
 def write_manifest(directory: Path, raw: dict[str, Any]) -> None:
     write_text_atomic(directory / MANIFEST_NAME, json.dumps(raw, indent=2) + "\n")
+
+
+def _optional_float(value: Any) -> float | None:
+    """A number from the manifest, or None; anything else is a damaged manifest (ValueError)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, found {value!r}")
+    return float(value)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, found {value!r}")
+    return value

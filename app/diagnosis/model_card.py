@@ -64,10 +64,13 @@ def fracture_model_summary(manifest: ModelManifest, part: str) -> str:
 def _withheld_note(entry: ModelEntry, part: str) -> str:
     if entry.verdicts_withheld is None:
         return ""
-    return (
-        f" The app gives no {part} verdict: this model's validation AUROC, {entry.validation_auroc:.2f}, "
-        f"is below {MIN_VALIDATION_AUROC:.2f}."
+    auroc = entry.validation_auroc
+    why = (
+        "its skill was not measured on validation images"
+        if auroc is None
+        else f"this model's validation AUROC, {auroc:.2f}, is below {MIN_VALIDATION_AUROC:.2f}"
     )
+    return f" The app gives no {part} verdict: {why}."
 
 
 def training_data_summary(manifest: ModelManifest) -> str:

@@ -11,6 +11,7 @@ HOW_TO = """How to use
 1. Open X-rays (Ctrl+O), or drop files on the window. Several files are one study: click a thumbnail to switch views.
 2. Press Predict (Ctrl+P). The body part is recognised first; elbow, hand and shoulder images then get that part's
    fracture verdict: Fractured, Normal, or Uncertain when the probability falls between the two thresholds.
+   A part whose fracture model showed no skill on validation images gets no verdict (see the models below).
 3. Switch on Heatmap to see where the fracture model found its evidence (coarse: it is not a fracture outline).
 4. Save a screenshot of the window (Ctrl+S) or a PDF/PNG report (Ctrl+R); every result is kept in History (Ctrl+H).
 """

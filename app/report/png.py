@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -17,7 +18,7 @@ IMAGE_MAX_HEIGHT = 500
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
     lines, current = [], ""
-    for word in text.split():
+    for word in (chunk for whole in text.split() for chunk in _split_long(whole, font, width)):
         trial = f"{current} {word}".strip()
         if font.getlength(trial) <= width or not current:
             current = trial
@@ -25,6 +26,21 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
             lines.append(current)
             current = word
     return lines + ([current] if current else [])
+
+
+def _split_long(word: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """A word wider than the line (a long file name, say) in pieces that fit; a code point
+    written as <U+624B> is never cut."""
+    if font.getlength(word) <= width:
+        return [word]
+    chunks, current = [], ""
+    for piece in re.findall(r"<U\+[0-9A-F]+>|.", word):
+        if current and font.getlength(current + piece) > width:
+            chunks.append(current)
+            current = piece
+        else:
+            current += piece
+    return [*chunks, current]
 
 
 def render_png(content: ReportContent) -> bytes:
