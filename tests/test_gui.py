@@ -124,7 +124,9 @@ def test_report_reads_back(window, tmp_path, xray_paths):
     window.note_entry.insert(0, "left hand, follow-up")
     target = tmp_path / "report.pdf"
     window.save_report(target)  # written on the worker thread
+    assert window.report_button.cget("state") == "disabled"  # no second report while it writes
     wait_for(window, lambda: not window.tasks.busy)
+    assert window.report_button.cget("state") == "normal"
     assert window.status_label.cget("text") == "Report saved: report.pdf"
     text = "\n".join(page.extract_text() for page in PdfReader(target).pages)
     diagnosis = window.current_view.diagnosis

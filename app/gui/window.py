@@ -67,6 +67,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.current = 0
         self.study: StudyDiagnosis | None = None
         self.predicting = False
+        self.writing_report = False
         self.loading = False
         self.generation = 0  # bumps on every load, so stale background results are dropped
         self.dialogs: list[MessageDialog] = []
@@ -318,7 +319,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     def render_buttons(self) -> None:
         self.predict_button.configure(state="normal" if self.can_predict() else "disabled")
         has_result = any(v.diagnosis is not None for v in self.views)
-        self.report_button.configure(state="normal" if has_result else "disabled")
+        self.report_button.configure(state="normal" if has_result and not self.writing_report else "disabled")
         self.history_button.configure(state="normal" if self.history is not None else "disabled")
         if not self.tasks.busy and not self.predicting:
             self.progress.stop()
@@ -435,16 +436,23 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
         views = [(v.xray, v.diagnosis) for v in self.views if v.diagnosis is not None]
         study, note, manifest = self.study, self.note_entry.get(), self.diagnoser.manifest
-        self.set_status(f"Writing report {path.name}…")
+        self.writing_report = True  # one report at a time: the button waits for this one
+        self.set_status(f"Writing report {path.name}…", busy=True)
+        self.render_buttons()
         self.tasks.submit(
             lambda: write_report(path, views, manifest, study=study, note=note),
-            on_done=lambda _: self.set_status(f"Report saved: {path.name}"),
+            on_done=lambda _: self._report_finished(f"Report saved: {path.name}"),
             on_error=lambda error: self._report_failed(path, error),
         )
 
+    def _report_finished(self, status: str) -> None:
+        self.writing_report = False
+        self.set_status(status)
+        self.render_buttons()
+
     def _report_failed(self, path: Path, error: BaseException) -> None:
         reason = str(error) if isinstance(error, BoneFracError) else f"{path.name} could not be written ({error})"
-        self.set_status(f"Report not saved: {path.name}")
+        self._report_finished(f"Report not saved: {path.name}")
         self.show_error("Report not saved", reason)
 
     # ---------- history and about ----------
