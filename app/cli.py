@@ -94,13 +94,11 @@ def predict(args: argparse.Namespace) -> int:
         heatmap_status, heatmap_names = _write_heatmaps(results, args.heatmap)
         status = max(status, heatmap_status)
     if args.json:
-        payload: list[dict] = []
-        for index, (_, diagnosis) in enumerate(results):
-            # `path` as given, so entries with the same file name (MURA's image1.png) stay apart.
-            item = {**diagnosis.to_dict(), "path": given_paths[index]}
-            if args.heatmap is not None:
-                item["heatmap"] = heatmap_names[index]
-            payload.append(item)
+        # `path` as given, so entries with the same file name (MURA's image1.png) stay apart.
+        payload: list[dict] = [{**d.to_dict(), "path": given} for given, (_, d) in zip(given_paths, results)]
+        if args.heatmap is not None:
+            for item, name in zip(payload, heatmap_names):
+                item["heatmap"] = name
         if study is not None:
             payload.append({"study": study.to_dict()})
         print(json.dumps(payload, indent=2))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,17 @@ def diagnoser():
     return Diagnoser(MODELS_DIR)
 
 
+def routed_diagnoses(diagnoser, data_rows: list[dict[str, str]], part: str, limit: int = 60) -> Iterator:
+    """(path, diagnosis) of the first `limit` validation X-rays of `part`, in manifest order,
+    that the models route to that part's fracture model: in scope, confidently that part."""
+    candidates = [DATA_DIR / r["path"] for r in data_rows if r["split"] == "val" and r["part"] == part][:limit]
+    for path in candidates:
+        diagnosis = diagnoser.diagnose(path, with_heatmap=False)
+        routed = diagnosis.part == part and diagnosis.part_confidence >= diagnoser.part_entry.min_confidence
+        if routed and not diagnosis.out_of_scope:
+            yield path, diagnosis
+
+
 @pytest.fixture(scope="session")
 def routed_paths(diagnoser, data_rows) -> dict[str, list[Path]]:
     """For each part whose fracture model gives verdicts, two validation X-rays of it that the
@@ -54,12 +67,7 @@ def routed_paths(diagnoser, data_rows) -> dict[str, list[Path]]:
     for part in ("elbow", "hand", "shoulder"):
         if diagnoser.fracture_entry(part).verdicts_withheld:
             continue
-        candidates = [DATA_DIR / r["path"] for r in data_rows if r["split"] == "val" and r["part"] == part]
-        found: list[Path] = []
-        for path in candidates[:60]:
-            diagnosis = diagnoser.diagnose(path, with_heatmap=False)
-            if diagnosis.part == part and diagnosis.supported and len(found) < 2:
-                found.append(path)
+        found = [path for path, _ in itertools.islice(routed_diagnoses(diagnoser, data_rows, part), 2)]
         if len(found) < 2:
             pytest.fail(f"the shipped models route fewer than 2 of 60 validation {part} X-rays to the {part} model")
         routed[part] = found

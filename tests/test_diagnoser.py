@@ -15,7 +15,7 @@ from app.diagnosis.manifest import MIN_VALIDATION_AUROC, MODEL_NAMES, load_manif
 from app.diagnosis.value import SUPPORTED_PARTS, verdict_for
 from app.errors import ModelFilesError
 from app.xray import read_xray
-from tests.conftest import MODELS_DIR
+from tests.conftest import MODELS_DIR, routed_diagnoses
 
 
 def test_manifest_describes_every_model_with_measured_figures():
@@ -184,17 +184,10 @@ def test_damaged_validation_figure_is_a_damaged_manifest(tmp_path):
 def test_shipped_models_withhold_exactly_the_parts_whose_validation_auroc_is_low(diagnoser, data_rows):
     """End to end on the shipped files: an image routed to a withheld part answers with that
     model's own reason; the others give verdicts."""
-    from tests.conftest import DATA_DIR
-
     for part in SUPPORTED_PARTS:
         entry = diagnoser.fracture_entry(part)
         assert (entry.verdicts_withheld is not None) == (entry.validation_auroc < MIN_VALIDATION_AUROC)
-        candidates = [DATA_DIR / r["path"] for r in data_rows if r["split"] == "val" and r["part"] == part][:60]
-        routed = next(
-            d
-            for d in (diagnoser.diagnose(path, with_heatmap=False) for path in candidates)
-            if d.part == part and d.part_confidence >= diagnoser.part_entry.min_confidence
-        )
+        _, routed = next(routed_diagnoses(diagnoser, data_rows, part))
         if entry.verdicts_withheld:
             assert routed.verdict is Verdict.UNSUPPORTED and routed.unsupported_reason == entry.verdicts_withheld
         else:

@@ -111,11 +111,16 @@ def test_window_model_runs_its_fracture_heads_on_the_larger_image(tiny_window_mo
     assert passes[("bonefrac_resnet50.keras", 128, 64)]["fracture"].shape == (9, 4)
 
 
-def _scratch_folders(tmp_path: Path) -> list[str]:
-    return [
+def _run_training_cli(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """`python -m training` as a user runs it, with its own run, cache and models folders: a
+    regression must not publish over models/."""
+    scratch = [
         *("--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")),
         *("--models-dir", str(tmp_path / "models"), "--no-publish"),
     ]
+    return subprocess.run(
+        [sys.executable, "-m", "training", *arguments, *scratch], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
 
 
 def test_fracture_canvas_needs_boxes(tmp_path, xray_paths):
@@ -123,14 +128,7 @@ def test_fracture_canvas_needs_boxes(tmp_path, xray_paths):
         (tmp_path / "data" / part / label).mkdir(parents=True)
         shutil.copy(xray_paths[key], tmp_path / "data" / part / label / f"{key}.jpg")
     arguments = ["all", "--data", str(tmp_path / "data"), "--fracture-canvas", "128", "--epochs", "1"]
-    result = subprocess.run(
-        # Its own run, cache and models folders: a regression must not publish over models/.
-        [sys.executable, "-m", "training", *arguments, *_scratch_folders(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+    result = _run_training_cli(arguments, tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "needs fracture boxes" in result.stderr
 
@@ -281,13 +279,7 @@ def test_splits_are_deterministic_and_proportioned():
     ids=["missing-data", "missing-init", "unknown-source"],
 )
 def test_training_cli_errors_are_one_line(args, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "training", *args, *_scratch_folders(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
+    result = _run_training_cli(args, tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "Traceback" not in result.stderr

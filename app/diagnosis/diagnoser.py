@@ -60,10 +60,11 @@ class Diagnoser:
                     raise ModelFilesError(f"model file {entry.file} could not be loaded ({error})") from None
                 self._models[entry.file] = model
                 self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
-            if _pass_of(entry) not in self._runners:
-                size = _pass_of(entry)[1]
+            key = _pass_of(entry)
+            if key not in self._runners:
+                size = key[1]
                 try:
-                    self._runners[_pass_of(entry)] = make_runner(self._models[entry.file], size)
+                    self._runners[key] = make_runner(self._models[entry.file], size)
                 except Exception as error:  # a fixed-size model asked to run at another size
                     raise ModelFilesError(f"model file {entry.file} cannot run at {size} px ({error})") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from app.diagnosis.manifest import MIN_VALIDATION_AUROC, ModelEntry, ModelManifest
+from app.diagnosis.manifest import ModelEntry, ModelManifest
 
 
 def _percent(value: float | None) -> str:
@@ -57,20 +57,13 @@ def fracture_model_summary(manifest: ModelManifest, part: str) -> str:
         f"sensitivity {_percent(rule_out.get('sensitivity'))} at the rule-out threshold "
         f"{entry.thresholds.get('sensitive', float('nan')):.2f}; "
         f"specificity {_percent(rule_in.get('specificity'))} at the rule-in threshold "
-        f"{entry.thresholds.get('specific', float('nan')):.2f}." + _withheld_note(entry, part)
+        f"{entry.thresholds.get('specific', float('nan')):.2f}." + _withheld_note(entry)
     )
 
 
-def _withheld_note(entry: ModelEntry, part: str) -> str:
-    if entry.verdicts_withheld is None:
-        return ""
-    auroc = entry.validation_auroc
-    why = (
-        "its skill was not measured on validation images"
-        if auroc is None
-        else f"this model's validation AUROC, {auroc:.2f}, is below {MIN_VALIDATION_AUROC:.2f}"
-    )
-    return f" The app gives no {part} verdict: {why}."
+def _withheld_note(entry: ModelEntry) -> str:
+    reason = entry.verdicts_withheld
+    return "" if reason is None else f" {reason[0].upper()}{reason[1:]}."
 
 
 def training_data_summary(manifest: ModelManifest) -> str:
