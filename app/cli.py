@@ -1,6 +1,6 @@
 """`bonefrac`: the desktop app (no arguments) and its command line.
 
-    bonefrac                                   open the window
+    bonefrac [FILE ...]                        open the window (with these X-rays, as "Open with" does)
     bonefrac predict FILE [FILE ...] [--study] [--json] [--heatmap DIR] [--report PATH]
 
 Exit status: 0 all files diagnosed; 2 a file (or an output path) could not be used, the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,14 @@ from app.errors import BoneFracError, ModelFilesError
 
 EXIT_BAD_INPUT = 2
 EXIT_BAD_MODELS = 3
+# What a folder argument is searched for; files without one of these are taken when their
+# content is DICOM (DICOM files often have no extension at all).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+PREDICT_EPILOG = """exit status:
+  0  every file was diagnosed
+  2  a file, a folder or an output path (--heatmap, --report) could not be used: one line
+     'error: <file>: <reason>' on stderr; the other files are still diagnosed
+  3  the model files are missing or do not match their manifest.json"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,23 +38,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--models-dir", type=Path, default=None, help="folder with manifest.json (default: shipped)")
     commands = parser.add_subparsers(dest="command")
-    predict = commands.add_parser("predict", help="diagnose X-ray files (PNG, JPEG, DICOM)")
-    predict.add_argument("files", nargs="+", metavar="FILE")
+    predict = commands.add_parser(
+        "predict",
+        help="diagnose X-ray files (PNG, JPEG, DICOM)",
+        description="Diagnose X-ray files and print one verdict per image. Decision support, not a diagnosis.",
+        epilog=PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="an X-ray image (PNG, JPEG, DICOM; also BMP, TIFF, GIF, WebP; recognised by content), or a folder: "
+        "searched, with its subfolders, for such images and for DICOM files without an extension",
+    )
     predict.add_argument("--study", action="store_true", help="the files are views of one study: add a study verdict")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument("--heatmap", type=Path, metavar="DIR", help="write heatmap overlays as PNGs into DIR")
     predict.add_argument("--report", type=Path, metavar="PATH", help="write a report (.pdf or .png)")
     predict.add_argument("--note", default="", help="a note to print in the report")
-    commands.add_parser("gui", help="open the window (the default)")
+    window = commands.add_parser("gui", help="open the window (the default); bonefrac FILE ... opens FILEs in it")
+    window.add_argument("files", nargs="*", type=Path, metavar="FILE", help="X-rays to open at start")
     return parser
 
 
+def _window_argv(argv: list[str]) -> list[str]:
+    """`bonefrac FILE ...` means `bonefrac gui FILE ...`: a file manager's "Open with" passes
+    only the files."""
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        index += 2 if argv[index] == "--models-dir" else 1
+    if index < len(argv) and argv[index] not in ("predict", "gui"):
+        return [*argv[:index], "gui", *argv[index:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_window_argv(sys.argv[1:] if argv is None else list(argv)))
     if args.command in (None, "gui"):
         from app.gui import run_app
 
-        return run_app(args.models_dir)
+        return run_app(args.models_dir, getattr(args, "files", None))
     return predict(args)
 
 
@@ -54,12 +87,19 @@ def _fail(message: str) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
+    # Outputs are checked before any image is read: a typo must not cost a whole batch.
+    if args.report is not None and (problem := _report_problem(args.report)):
+        _fail(problem)
+        return EXIT_BAD_INPUT
     if args.heatmap is not None and not args.heatmap.is_dir():
         try:
             args.heatmap.mkdir(parents=True)
         except OSError as error:
             _fail(f"{args.heatmap}: cannot create the heatmap folder ({error.strerror})")
             return EXIT_BAD_INPUT
+    files, status = _expand_folders(args.files)
+    if not files:
+        return status
     try:
         from app.diagnosis import Diagnoser
 
@@ -70,14 +110,11 @@ def predict(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    status = 0
     results = []
     given_paths: list[str] = []
-    progress = tqdm(
-        total=len(args.files), desc="diagnosing", unit="image", disable=None if len(args.files) > 1 else True
-    )
+    progress = tqdm(total=len(files), desc="diagnosing", unit="image", disable=None if len(files) > 1 else True)
     # Results come in input order: keep each argument exactly as typed for --json's `path`.
-    for given, (path, xray, outcome) in zip(args.files, diagnoser.diagnose_files(args.files)):
+    for given, (path, xray, outcome) in zip(files, diagnoser.diagnose_files(files)):
         progress.update()
         if isinstance(outcome, BoneFracError):
             progress.clear()
@@ -102,7 +139,7 @@ def predict(args: argparse.Namespace) -> int:
         if study is not None:
             payload.append({"study": study.to_dict()})
         print(json.dumps(payload, indent=2))
-    else:
+    elif results:  # when every file failed, the error lines say it all: no empty table
         print(_table(results, study))
     if args.report is not None and results:
         from app.report import write_report
@@ -113,6 +150,49 @@ def predict(args: argparse.Namespace) -> int:
             _fail(str(error))
             status = EXIT_BAD_INPUT
     return status
+
+
+def _report_problem(path: Path) -> str | None:
+    """Why a report could not be written at `path` (as write_report would refuse it), or None."""
+    from app.report import REPORT_SUFFIXES
+
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        return f"{path.name}: a report must end in .pdf or .png"
+    if path.is_dir():
+        return f"{path}: this is a folder; give the report a file name ending in .pdf or .png"
+    if not path.parent.is_dir():
+        return f"{path.parent}: the folder does not exist"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"{path.parent}: the report cannot be written in this folder (permission denied)"
+    return None
+
+
+def _expand_folders(arguments: list[str]) -> tuple[list[str], int]:
+    """The files to diagnose, and the exit status so far: each argument as typed, a folder
+    replaced by the X-rays found in it and its subfolders (sorted; hidden entries and DICOMDIR
+    index files skipped). A folder without any is an error, like a missing file."""
+    from app.xray.reader import _looks_like_dicom
+
+    files: list[str] = []
+    status = 0
+    for given in arguments:
+        if not os.path.isdir(given):
+            files.append(given)  # the reader says what is wrong with it, if anything
+            continue
+        found = []
+        for folder, subfolders, names in os.walk(given):
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            for name in sorted(names):
+                path = os.path.join(folder, name)
+                if name.startswith(".") or name.upper() == "DICOMDIR":
+                    continue
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES or _looks_like_dicom(Path(path)):
+                    found.append(path)
+        if not found:
+            _fail(f"{given}: no X-ray images (PNG, JPEG, DICOM, ...) in this folder or its subfolders")
+            status = EXIT_BAD_INPUT
+        files.extend(found)
+    return files, status
 
 
 def _write_heatmaps(results: list, folder: Path) -> tuple[int, list[str | None]]:

@@ -15,6 +15,7 @@ from pypdf import PdfReader
 
 from app.cli import main
 from tests.conftest import MODELS_DIR, REPO
+from tests.dicom_files import write_dicom
 
 REQUIRED_KEYS = {"file", "part", "part_probabilities", "fracture_probability", "verdict", "model_version"}
 
@@ -132,14 +133,72 @@ def test_png_report(xray_paths, tmp_path):
         assert image.format == "PNG" and image.width == 1240 and image.height >= 1754
 
 
-@pytest.mark.parametrize("name", ["report.docx", "no_such_folder/report.pdf"])
-def test_bad_report_path_is_one_line_error(name, xray_paths, tmp_path, capsys):
-    status = main(
-        ["--models-dir", str(MODELS_DIR), "predict", str(xray_paths["hand_0"]), "--report", str(tmp_path / name)]
-    )
-    err = capsys.readouterr().err.strip().splitlines()
+@pytest.mark.parametrize("name", ["report.docx", "no_such_folder/report.pdf", "a_folder.pdf"])
+def test_bad_report_path_is_refused_before_any_image_is_diagnosed(name, xray_paths, tmp_path, capsys):
+    (tmp_path / "a_folder.pdf").mkdir()
+    files = [str(xray_paths["hand_0"]), str(xray_paths["elbow_1"])]
+    status = main(["--models-dir", str(MODELS_DIR), "predict", *files, "--json", "--report", str(tmp_path / name)])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("error: ")
-    assert not (tmp_path / name).exists()
+    assert captured.out == ""  # nothing was diagnosed, so no results printed
+    assert not (tmp_path / name).is_file()
+
+
+def test_predict_help_describes_file_and_lists_the_exit_codes():
+    result = run_cli("predict", "--help")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    file_help = " ".join(text.split("positional arguments:")[1].split("options:")[0].split())
+    assert file_help.startswith("FILE ") and "DICOM" in file_help and "folder" in file_help
+    codes = text.split("exit status:")[1]
+    for code in ("0", "2", "3"):
+        assert any(line.split()[:1] == [code] and len(line.split()) > 2 for line in codes.splitlines()), code
+
+
+def test_a_folder_is_searched_for_xrays_and_dicom_files(xray_paths, tmp_path, capsys):
+    """A folder as a clinic hands it over: images in subfolders, a DICOM file without an
+    extension, a DICOMDIR index and other files that are not images (skipped)."""
+    folder = tmp_path / "patient"
+    (folder / "study2").mkdir(parents=True)
+    (folder / ".thumbnails").mkdir()
+    shutil.copy(xray_paths["hand_1"], folder / "b_hand.jpg")
+    shutil.copy(xray_paths["elbow_0"], folder / "study2" / "ELBOW.JPG")
+    shutil.copy(xray_paths["elbow_0"], folder / ".thumbnails" / "elbow.jpg")
+    with Image.open(xray_paths["shoulder_1"]) as image:
+        write_dicom(folder / "study2" / "IM0001", np.asarray(image.convert("L")).astype(np.uint16) * 16)
+    write_dicom(folder / "DICOMDIR", None)  # an index: no pixel data, never an image to diagnose
+    (folder / "a_notes.txt").write_text("left hand, fall")
+    single = tmp_path / "single.jpg"
+    shutil.copy(xray_paths["shoulder_0"], single)
+    status = main(["--models-dir", str(MODELS_DIR), "predict", str(folder), str(single), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    paths = [item["path"] for item in json.loads(captured.out)]
+    found = [folder / "b_hand.jpg", folder / "study2" / "ELBOW.JPG", folder / "study2" / "IM0001", single]
+    assert paths == [str(path) for path in found]
+
+
+def test_a_folder_without_xrays_is_an_error(xray_paths, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text_only").mkdir()
+    (tmp_path / "text_only" / "notes.txt").write_text("no images here")
+    folders = [str(tmp_path / "empty"), str(tmp_path / "text_only")]
+    status = main(["--models-dir", str(MODELS_DIR), "predict", *folders, str(xray_paths["hand_0"])])
+    captured = capsys.readouterr()
+    assert status == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"error: {f}: ") for line, f in zip(lines, folders))
+    assert xray_paths["hand_0"].name in captured.out  # the other files are still diagnosed
+
+
+def test_no_table_when_every_file_fails(tmp_path, capsys):
+    for name in ("a.png", "b.jpg"):
+        (tmp_path / name).write_text("not an image")
+    status = main(["--models-dir", str(MODELS_DIR), "predict", str(tmp_path / "a.png"), str(tmp_path / "b.jpg")])
+    captured = capsys.readouterr()
+    assert status == 2 and len(captured.err.strip().splitlines()) == 2
+    assert captured.out == ""
 
 
 def test_unusable_heatmap_folder(xray_paths, tmp_path, capsys):
