@@ -59,6 +59,11 @@ def default_history_path() -> Path:
     return Path(user_data_dir("bonefrac", appauthor=False)) / "history.sqlite3"
 
 
+def local_time(created_utc: str) -> str:
+    """A stored UTC time as this computer's local time, to the minute: '2026-11-29 18:11'."""
+    return dt.datetime.fromisoformat(created_utc).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
 @dataclass(frozen=True)
 class HistoryRow:
     id: int
@@ -112,6 +117,11 @@ class History:
                 ),
             )
         return int(cursor.lastrowid)
+
+    def set_note(self, row_ids: list[int], note: str) -> None:
+        """The note belongs to the study on screen: a note changed after Predict reaches its rows."""
+        with self._connection:
+            self._connection.executemany("UPDATE predictions SET note = ? WHERE id = ?", [(note, i) for i in row_ids])
 
     def rows(self, limit: int = 1000) -> list[HistoryRow]:
         cursor = self._connection.execute(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +17,7 @@ from pypdf import PdfReader
 from app.gui.text import part_text, probability_text
 from app.history import History
 from app.report.content import VERDICT_LABELS
-from tests.conftest import MODELS_DIR
+from tests.conftest import MODELS_DIR, REPO
 
 
 def wait_for(window, condition, timeout: float = 90.0) -> None:
@@ -127,7 +130,7 @@ def test_report_reads_back(window, tmp_path, xray_paths):
     assert window.report_button.cget("state") == "disabled"  # no second report while it writes
     wait_for(window, lambda: not window.tasks.busy)
     assert window.report_button.cget("state") == "normal"
-    assert window.status_label.cget("text") == "Report saved: report.pdf"
+    assert window.status_label.cget("text") == f"Report saved: report.pdf in {tmp_path}"
     text = "\n".join(page.extract_text() for page in PdfReader(target).pages)
     diagnosis = window.current_view.diagnosis
     assert f"Body part: {diagnosis.part}" in text
@@ -160,7 +163,8 @@ def test_bad_file_shows_a_dialog_and_the_app_keeps_working(window, tmp_path, xra
 def test_history_window_and_csv_export(window, tmp_path):
     window.show_history()
     window.update()
-    shown = window.history_window.table.get_children()
+    table = window.history_window.table
+    shown = [child for item in table.get_children() for child in (table.get_children(item) or [item])]
     assert len(shown) == len(window.history.rows()) >= 4
     target = tmp_path / "history.csv"
     assert window.export_history(target)
@@ -227,3 +231,280 @@ def test_zoom_fit_and_appearance(window, xray_paths):
     window.update()
     assert ctk.get_appearance_mode() == "Dark"
     ctk.set_appearance_mode("Light")
+
+
+FILE_DIALOG = ".__tk_filedialog"  # Tk's own file dialog on X11, a child of the main window
+
+
+def answer_file_dialog(app, answer: Path | None) -> dict[str, str]:
+    """Answer the next file dialog as a user would, once it is drawn over the window: note the
+    folder it shows and the name it suggests, then type `answer` and press OK (None: Cancel)."""
+    seen: dict[str, str] = {}
+    entry, buttons = f"{FILE_DIALOG}.contents.f2.ent", f"{FILE_DIALOG}.contents.f2"
+
+    def when_shown() -> None:
+        if not (app.tk.call("winfo", "exists", FILE_DIALOG) and app.tk.call("winfo", "ismapped", FILE_DIALOG)):
+            app.after(20, when_shown)
+            return
+        if "drawn" not in seen:  # leave it on screen a moment, as a user reads it
+            seen["drawn"] = "yes"
+            app.after(300, when_shown)
+            return
+        seen["folder"] = app.tk.eval("set ::tk::dialog::file::__tk_filedialog(selectPath)")
+        seen["file"] = app.tk.call(entry, "get")
+        if answer is None:
+            app.tk.call(f"{buttons}.cancel", "invoke")
+            return
+        app.tk.call(entry, "delete", 0, "end")
+        app.tk.call(entry, "insert", 0, str(answer))
+        app.tk.call(f"{buttons}.ok", "invoke")
+
+    app.after(20, when_shown)
+    return seen
+
+
+def predict_shown(app) -> None:
+    app.predict_button.invoke()
+    wait_for(app, lambda: not app.predicting)
+
+
+def test_file_dialogs_start_in_the_last_folder_and_suggest_a_name(window, tmp_path, xray_paths):
+    path = xray_paths["hand_0"]
+    opened = answer_file_dialog(window, path)
+    window.open_button.invoke()
+    assert opened["folder"] == str(Path.home())  # not the program's folder with .git and .venv
+    wait_for(window, lambda: bool(window.views) and window.views[0].path == path and not window.tasks.busy)
+    assert window.status_label.cget("text").startswith(f"1 image(s) loaded from {path.parent}")
+    predict_shown(window)
+    report = answer_file_dialog(window, tmp_path / "hand_report.pdf")
+    window.report_button.invoke()
+    assert (report["folder"], report["file"]) == (str(path.parent), f"{path.stem}_report.pdf")
+    wait_for(window, lambda: not window.tasks.busy)
+    assert (tmp_path / "hand_report.pdf").is_file()
+    assert window.status_label.cget("text") == f"Report saved: hand_report.pdf in {tmp_path}"
+    cancelled = answer_file_dialog(window, None)
+    window.screenshot_button.invoke()
+    assert (cancelled["folder"], cancelled["file"]) == (str(tmp_path), f"{path.stem}_screenshot.png")
+
+
+def test_screenshot_is_the_window_as_clicked_not_the_save_dialog(window, tmp_path, xray_paths):
+    from app.gui.screenshot import grab_window
+
+    load(window, xray_paths["hand_1"])
+    for _ in range(10):
+        window.update()
+        time.sleep(0.02)
+    before = np.asarray(grab_window(window).convert("RGB"), dtype=int)
+    target = tmp_path / "shot.png"
+    answered = answer_file_dialog(window, target)
+    window.screenshot_button.invoke()
+    assert answered["drawn"] == "yes"  # the dialog was on screen, over the window
+    with Image.open(target) as shot:
+        saved = np.asarray(shot.convert("RGB"), dtype=int)
+    assert saved.shape == before.shape
+    assert np.abs(saved - before).mean() < 1.0  # what the user saw, not a black rectangle
+    assert (np.abs(saved - before).max(axis=2) > 40).mean() < 0.002
+
+
+def test_note_belongs_to_the_study_on_screen(window, tmp_path, xray_paths):
+    load(window, xray_paths["hand_0"])
+    window.note_entry.insert(0, "patient A")
+    predict_shown(window)
+    assert window.history.rows()[0].note == "patient A"
+    # Changed after Predict: the report and the history say the same.
+    window.note_entry.delete(0, "end")
+    window.note_entry.insert(0, "patient A, follow-up")
+    target = tmp_path / "note.pdf"
+    window.save_report(target)
+    wait_for(window, lambda: not window.tasks.busy)
+    assert "patient A, follow-up" in "\n".join(page.extract_text() for page in PdfReader(target).pages)
+    assert window.history.rows()[0].note == "patient A, follow-up"
+    # Another patient's image: the note does not follow.
+    load(window, xray_paths["elbow_1"])
+    assert window.note_entry.get() == ""
+    predict_shown(window)
+    assert window.history.rows()[0].note == ""
+    assert window.history.rows()[1].note == "patient A, follow-up"
+
+
+def test_open_file_is_named_with_its_folder(window, xray_paths):
+    path = xray_paths["shoulder_0"]
+    load(window, path)
+    assert window.file_label.cget("text") == f"{path.name}   ({path.parent})"
+    assert window.title() == f"{path.name} — bonefrac"
+    load(window, xray_paths["elbow_0"], path)
+    window.thumbnail_buttons[1].invoke()
+    assert window.file_label.cget("text") == f"View 2 of 2: {path.name}   ({path.parent})"
+
+
+def test_heatmap_has_a_legend_only_while_shown(window, routed_paths):
+    from app.gui.legend import LEGEND_TEXT
+
+    load(window, routed_paths["hand"][0])
+    predict_shown(window)
+    assert not window.legend.winfo_ismapped()
+    window.heatmap_switch.toggle()
+    window.update()
+    assert window.legend.winfo_ismapped()
+    assert window.legend.text_label.cget("text") == LEGEND_TEXT and "Not a fracture outline" in LEGEND_TEXT
+    window.heatmap_switch.toggle()
+    window.update()
+    assert not window.legend.winfo_ismapped()
+
+
+def test_layout_idle_bar_thumbnails_and_theme_label(window, xray_paths):
+    load(window, xray_paths["hand_0"])
+    window.update()
+    assert not window.progress.winfo_ismapped()  # idle: no bar, so no blue stub
+    assert not window.thumbnails.winfo_ismapped()  # one image: no empty strip
+    single = window.viewer.canvas.winfo_height()
+    window.load_paths([xray_paths["elbow_0"], xray_paths["elbow_1"]])
+    window.update()
+    assert window.progress.winfo_ismapped()  # busy: the indicator shows
+    wait_for(window, lambda: len(window.views) == 2 and not window.tasks.busy)
+    window.update()
+    assert window.thumbnails.winfo_ismapped() and len(window.thumbnail_buttons) == 2
+    load(window, xray_paths["hand_0"])
+    window.update()
+    assert not window.thumbnails.winfo_ismapped()
+    assert window.viewer.canvas.winfo_height() == single  # the image area is whole again
+    assert window.theme_label.cget("text") == "Theme"
+    assert window.theme_label.winfo_ismapped()
+    assert window.theme_label.winfo_rootx() < window.appearance_menu.winfo_rootx()
+
+
+def test_near_chance_model_is_said_in_words(window, routed_paths, tmp_path):
+    from app.report.figures import skill_text
+
+    metrics = window.diagnoser.manifest.entries["fracture_shoulder"].info["metrics"]
+    load(window, routed_paths["shoulder"][0])
+    predict_shown(window)
+    shown = window.skill_label.cget("text")
+    assert shown == skill_text(window.diagnoser.manifest, "shoulder")
+    assert f"AUROC {metrics['auroc']:.2f}" in shown and "close to chance (0.5)" in shown
+    window.save_report(tmp_path / "shoulder.pdf")
+    wait_for(window, lambda: not window.tasks.busy)
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(tmp_path / "shoulder.pdf").pages).split())
+    assert "close to chance (0.5); this verdict carries little information" in text
+
+
+def test_history_window_reads_well_and_reopens_the_stored_result(window):
+    import tkinter.font as tkfont
+
+    from app.diagnosis.value import Verdict
+    from app.gui.history_window import COLUMNS, HEADINGS
+    from app.history import local_time
+
+    window.show_history()
+    history = window.history_window
+    window.update()
+    # Over the main window, not the screen's corner.
+    assert window.winfo_rootx() < history.winfo_rootx() < window.winfo_rootx() + window.winfo_width()
+    assert window.winfo_rooty() < history.winfo_rooty() < window.winfo_rooty() + window.winfo_height()
+    table = history.table
+    assert "Fracture probability" in HEADINGS and "Fracture p" not in HEADINGS
+    rows = window.history.rows()
+    for row in rows:
+        values = table.item(f"row-{row.id}", "values")
+        assert values[0] == local_time(row.created_utc) and "+00:00" not in values[0]
+    # Dates and model versions are never cut.
+    measure = tkfont.nametofont("TkDefaultFont").measure
+    for name in ("time", "model_version", "verdict"):
+        index = COLUMNS.index(name)
+        widest = max(measure(str(table.item(f"row-{row.id}", "values")[index])) for row in rows)
+        assert table.column(name, "width") >= widest
+    # A study's views sit under one row.
+    studies = [item for item in table.get_children() if item.startswith("study-")]
+    assert studies
+    study_rows = [row for row in rows if f"study-{row.study_id}" == studies[0]]
+    assert len(table.get_children(studies[0])) == len(study_rows) >= 2
+    # Reopening a view shows its stored result in the panel.
+    single = next(row for row in rows if row.study_id is None and row.verdict != "unsupported")
+    table.selection_set(f"row-{single.id}")
+    before = window.generation
+    history.reopen_button.invoke()
+    wait_for(window, lambda: window.generation == before + 1 and not window.tasks.busy)
+    assert window.verdict_label.cget("text") == VERDICT_LABELS[Verdict(single.verdict)]
+    assert window.probability_label.cget("text").startswith(f"Stored result from {local_time(single.created_utc)}")
+    assert window.note_entry.get() == single.note
+    # Escape closes it, as does its Close button.
+    history.event_generate("<Escape>")
+    window.update()
+    assert not history.winfo_exists()
+    window.show_about()
+    about = window.about_window
+    window.update()
+    assert window.winfo_rootx() < about.winfo_rootx() < window.winfo_rootx() + window.winfo_width()
+    about.close_button.invoke()
+    window.update()
+    assert not about.winfo_exists()
+
+
+def test_history_table_follows_dark_mode(window):
+    import customtkinter as ctk
+
+    from app.gui.screenshot import grab_window
+
+    try:
+        for mode, dark in (("Dark", True), ("Light", False)):
+            ctk.set_appearance_mode(mode)
+            window.show_history()
+            for _ in range(10):
+                window.update()
+                time.sleep(0.02)
+            table = np.asarray(grab_window(window.history_window.table).convert("L"), dtype=float)
+            assert (table.mean() < 80) if dark else (table.mean() > 170), (mode, table.mean())
+            window.history_window.destroy()
+    finally:
+        ctk.set_appearance_mode("Light")
+
+
+def test_window_opens_files_given_at_start(virtual_display, tmp_path, xray_paths):
+    from app.gui.window import BoneFracWindow
+
+    path, missing = xray_paths["hand_1"], tmp_path / "gone.png"
+    app = BoneFracWindow(MODELS_DIR, history_path=tmp_path / "history.sqlite3", open_paths=[path, missing])
+    try:
+        wait_for(app, lambda: bool(app.views) and not app.tasks.busy)
+        assert [view.path for view in app.views] == [path]
+        messages = close_dialogs(app)
+        assert len(messages) == 1 and "gone.png" in messages[0] and "\n" not in messages[0]
+    finally:
+        app.close()
+
+
+def test_bonefrac_command_opens_its_file_arguments(virtual_display, tmp_path, xray_paths, monkeypatch):
+    """`bonefrac FILE` as a file manager's "Open with" runs it: the window opens with the file."""
+    from Xlib import display as xdisplay
+
+    if not os.environ.get("XAUTHORITY") and not (Path.home() / ".Xauthority").is_file():
+        (tmp_path / "Xauthority").write_bytes(b"")  # python-xlib insists on a file; our Xvfb needs no cookie
+        monkeypatch.setenv("XAUTHORITY", str(tmp_path / "Xauthority"))
+
+    path = xray_paths["elbow_1"]
+    command = [sys.executable, "-m", "app", "--models-dir", str(MODELS_DIR), str(path)]
+    env = {**os.environ, "BONEFRAC_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    screen = xdisplay.Display(virtual_display)
+    wanted = f"{path.name} — bonefrac"
+    try:
+        deadline = time.monotonic() + 120
+        while wanted not in window_titles(screen) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert wanted in window_titles(screen), process.stderr.read().decode() if process.poll() else ""
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        screen.close()
+
+
+def window_titles(screen) -> set[str]:
+    """The titles of the top-level windows on the display (UTF-8, as Tk sets them)."""
+    name, utf8 = screen.intern_atom("_NET_WM_NAME"), screen.intern_atom("UTF8_STRING")
+    titles = set()
+    for child in screen.screen().root.query_tree().children:
+        prop = child.get_full_property(name, utf8)
+        if prop is not None:
+            value = prop.value
+            titles.add(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+    return titles

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 
-def run_app(models_dir: Path | None = None) -> int:
+def run_app(models_dir: Path | None = None, files: list[Path] | None = None) -> int:
+    """Open the window; `files` (from the command line, as a file manager's "Open with" gives
+    them) are opened at start."""
     try:
         import tkinter
     except ImportError:
@@ -16,7 +18,7 @@ def run_app(models_dir: Path | None = None) -> int:
     try:
         from app.gui.window import BoneFracWindow
 
-        window = BoneFracWindow(models_dir)
+        window = BoneFracWindow(models_dir, open_paths=files)
     except tkinter.TclError as error:
         print(f"error: the window cannot open ({error}); use 'bonefrac predict FILE' without a screen", file=sys.stderr)
         return 2

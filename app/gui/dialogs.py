@@ -1,14 +1,32 @@
-"""Secondary windows: plain-words messages, the history list, and About."""
+"""Secondary windows: plain-words messages and About, placed over the main window."""
 
 from __future__ import annotations
 
 import tkinter
-from collections.abc import Callable
-from tkinter import ttk
 
 import customtkinter as ctk
 
-from app.history import HistoryRow
+
+def place_over(
+    window: tkinter.Toplevel, master: tkinter.Misc, width: int | None = None, height: int | None = None
+) -> None:
+    """Centre `window` on the main window (not the screen's corner), kept on the screen; without
+    a size, at its own requested size."""
+    master.update_idletasks()
+    size = "" if width is None or height is None else f"{width}x{height}"
+    width, height = width or window.winfo_reqwidth(), height or window.winfo_reqheight()
+    left = master.winfo_rootx() + (master.winfo_width() - width) // 2
+    top = master.winfo_rooty() + (master.winfo_height() - height) // 3
+    left = max(0, min(left, master.winfo_screenwidth() - width))
+    top = max(0, min(top, master.winfo_screenheight() - height))
+    window.geometry(f"{size}+{left}+{top}")
+
+
+def add_close_button(window: ctk.CTkToplevel, parent: tkinter.Misc) -> ctk.CTkButton:
+    """A Close button, and Escape closes too."""
+    button = ctk.CTkButton(parent, text="Close", width=90, command=window.destroy)
+    window.bind("<Escape>", lambda _event: window.destroy())
+    return button
 
 
 class MessageDialog(ctk.CTkToplevel):
@@ -26,6 +44,7 @@ class MessageDialog(ctk.CTkToplevel):
         self.bind("<Return>", lambda _event: self.destroy())
         self.bind("<Escape>", lambda _event: self.destroy())
         self.transient(master)
+        place_over(self, master)
         self.after(50, self._take_focus)
 
     def _take_focus(self) -> None:
@@ -40,50 +59,12 @@ class TextWindow(ctk.CTkToplevel):
     def __init__(self, master: tkinter.Misc, title: str, text: str) -> None:
         super().__init__(master)
         self.title(title)
-        self.geometry("720x560")
+        place_over(self, master, 720, 560)
+        self.close_button = add_close_button(self, self)
+        self.close_button.pack(side="bottom", anchor="e", padx=12, pady=(0, 12))
         self.textbox = ctk.CTkTextbox(self, wrap="word")
         self.textbox.pack(fill="both", expand=True, padx=12, pady=12)
         self.textbox.insert("1.0", text)
         self.textbox.configure(state="disabled")
         self.transient(master)
-
-
-class HistoryWindow(ctk.CTkToplevel):
-    COLUMNS = ("created_utc", "file_name", "part", "verdict", "fracture_probability", "model_version", "note")
-    HEADINGS = ("Date (UTC)", "File", "Body part", "Verdict", "Fracture p", "Model", "Note")
-
-    def __init__(
-        self,
-        master: tkinter.Misc,
-        rows: list[HistoryRow],
-        on_reopen: Callable[[HistoryRow], None],
-        on_export: Callable[[], None],
-    ) -> None:
-        super().__init__(master)
-        self.title("History")
-        self.geometry("900x420")
-        self.rows = {str(row.id): row for row in rows}
-        self._on_reopen = on_reopen
-        self.table = ttk.Treeview(self, columns=self.COLUMNS, show="headings", selectmode="browse")
-        for column, heading in zip(self.COLUMNS, self.HEADINGS):
-            self.table.heading(column, text=heading)
-            self.table.column(column, width={"file_name": 200, "created_utc": 170}.get(column, 100), anchor="w")
-        for row in rows:
-            probability = "-" if row.fracture_probability is None else f"{row.fracture_probability:.2f}"
-            values = (row.created_utc, row.file_name, row.part, row.verdict, probability, row.model_version, row.note)
-            self.table.insert("", "end", iid=str(row.id), values=values)
-        self.table.pack(fill="both", expand=True, padx=10, pady=(10, 6))
-        self.table.bind("<Double-1>", lambda _event: self.reopen_selected())
-        buttons = ctk.CTkFrame(self, fg_color="transparent")
-        buttons.pack(fill="x", padx=10, pady=(0, 10))
-        self.reopen_button = ctk.CTkButton(buttons, text="Reopen", command=self.reopen_selected)
-        self.reopen_button.pack(side="left")
-        self.export_button = ctk.CTkButton(buttons, text="Export CSV…", command=on_export)
-        self.export_button.pack(side="left", padx=8)
-        ctk.CTkLabel(buttons, text=f"{len(rows)} result(s)").pack(side="right")
-        self.transient(master)
-
-    def reopen_selected(self) -> None:
-        selection = self.table.selection()
-        if selection:
-            self._on_reopen(self.rows[selection[0]])
+        self.after(50, self.focus_force)  # so Escape reaches it

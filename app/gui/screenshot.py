@@ -31,8 +31,10 @@ def grab_window(window: tkinter.Misc) -> Image.Image:
         return pyautogui.screenshot(region=(left, top, right - left, bottom - top))
 
 
-def save_window_screenshot(window: tkinter.Misc, path: Path) -> Path:
-    image = grab_window(window)
+def save_window_screenshot(window: tkinter.Misc, path: Path, image: Image.Image | None = None) -> Path:
+    """Save `image` (a capture taken earlier, before a save dialog covered the window), or the
+    window as it is now."""
+    image = grab_window(window) if image is None else image
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="PNG")
     write_bytes_atomic(Path(path), buffer.getvalue())

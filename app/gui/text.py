@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
+from app.history import HistoryRow, local_time
 from app.report.content import VERDICT_LABELS
 
 HOW_TO = """How to use
@@ -12,7 +15,8 @@ HOW_TO = """How to use
 2. Press Predict (Ctrl+P). The body part is recognised first; elbow, hand and shoulder images then get that part's
    fracture verdict: Fractured, Normal, or Uncertain when the probability falls between the two thresholds.
    A part whose fracture model showed no skill on validation images gets no verdict (see the models below).
-3. Switch on Heatmap to see where the fracture model found its evidence (coarse: it is not a fracture outline).
+3. Switch on Heatmap to see where the fracture model found its evidence (blue weakest, red strongest; coarse:
+   it is not a fracture outline).
 4. Save a screenshot of the window (Ctrl+S) or a PDF/PNG report (Ctrl+R); every result is kept in History (Ctrl+H).
 """
 
@@ -38,6 +42,25 @@ def probability_text(diagnosis: Diagnosis) -> str:
     if diagnosis.fracture_probability is None:
         return f"Not supported: {diagnosis.unsupported_reason}."
     return f"Fracture probability {diagnosis.fracture_probability:.2f} ({diagnosis.part} model)"
+
+
+def stored_text(row: HistoryRow) -> str:
+    """A result reopened from the history, said to be stored (not a new prediction)."""
+    text = f"Stored result from {local_time(row.created_utc)}, model {row.model_version}"
+    if row.fracture_probability is not None:
+        text += f": fracture probability {row.fracture_probability:.2f}"
+    return text + ". Press Predict to re-run."
+
+
+def file_text(path: Path, index: int, count: int) -> str:
+    """The open file and its folder; with several views, which one is shown."""
+    where = f"{path.name}   ({path.parent})"
+    return where if count < 2 else f"View {index + 1} of {count}: {where}"
+
+
+def folder_text(paths: list[Path]) -> str:
+    folders = {path.parent for path in paths}
+    return f"from {next(iter(folders))}" if len(folders) == 1 else f"from {len(folders)} folders"
 
 
 def threshold_text(thresholds) -> str:

@@ -16,13 +16,26 @@ from PIL import Image
 from app.diagnosis.heatmap import overlay
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
 from app.errors import BoneFracError
-from app.gui.dialogs import HistoryWindow, MessageDialog, TextWindow
-from app.gui.screenshot import save_window_screenshot
+from app.gui.dialogs import MessageDialog, TextWindow
+from app.gui.history_window import HistoryWindow
+from app.gui.legend import HeatmapLegend
+from app.gui.screenshot import grab_window, save_window_screenshot
 from app.gui.tasks import BackgroundTasks
-from app.gui.text import about_text, model_text, part_text, probability_text, study_text, threshold_text
+from app.gui.text import (
+    about_text,
+    file_text,
+    folder_text,
+    model_text,
+    part_text,
+    probability_text,
+    stored_text,
+    study_text,
+    threshold_text,
+)
 from app.gui.viewer import XRayViewer
 from app.history import History, HistoryRow
 from app.report.content import VERDICT_LABELS
+from app.report.figures import skill_text
 from app.xray import XRay, read_xray
 
 # Tk file filters are case-sensitive on Linux; DICOM files often come without any extension ("All files").
@@ -31,6 +44,7 @@ OPEN_TYPES = [
     ("X-ray images and DICOM", " ".join(f"*.{e} *.{e.upper()}" for e in _OPENABLE_EXTENSIONS)),
     ("All files", "*"),
 ]
+TITLE = "bonefrac — fracture detection decision support"
 VERDICT_COLOURS = {
     Verdict.FRACTURED: "#c0392b",
     Verdict.NORMAL: "#1e8449",
@@ -52,12 +66,16 @@ class ViewState:
     path: Path
     xray: XRay
     diagnosis: Diagnosis | None = None
+    stored: HistoryRow | None = None  # the result kept in the history, when reopened from there
+    history_id: int | None = None  # the history row that holds this view's note
 
 
 class BoneFracWindow(ctk.CTk, _DnDBase):
-    def __init__(self, models_dir: Path | None = None, history_path: Path | None = None) -> None:
+    def __init__(
+        self, models_dir: Path | None = None, history_path: Path | None = None, open_paths: list[Path] | None = None
+    ) -> None:
         super().__init__()
-        self.title("bonefrac — fracture detection decision support")
+        self.title(TITLE)
         self.geometry("1180x780")
         self.minsize(900, 600)
         self.models_dir = models_dir
@@ -74,6 +92,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.tasks = BackgroundTasks(self)
         self.history: History | None = None
         self.history_window: HistoryWindow | None = None
+        self.last_folder = Path.home()  # where file dialogs start: never the program's own folder
+        self.saved_note = ""  # the note as the history rows of the views on screen hold it
         self._build()
         self._bind_keys()
         self._enable_drop()
@@ -82,6 +102,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.set_status("Loading the models…", busy=True)
         self.tasks.submit(self._load_models, self._models_ready, self._models_failed)
         self.render_buttons()
+        if open_paths:  # files given on the command line ("Open with"): read while the models load
+            self.load_paths(open_paths)
 
     # ---------- building ----------
     def _build(self) -> None:
@@ -102,23 +124,32 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.appearance_menu = ctk.CTkOptionMenu(
             bar, values=["System", "Light", "Dark"], width=100, command=ctk.set_appearance_mode
         )
+        self.theme_label = ctk.CTkLabel(bar, text="Theme")
         for widget in (self.open_button, self.predict_button, self.heatmap_switch, self.fit_button):
             widget.pack(side="left", padx=4, pady=6)
         for widget in (self.zoom_out_button, self.zoom_in_button):
             widget.pack(side="left", padx=2, pady=6)
-        for widget in (self.appearance_menu, self.about_button, self.history_button):
+        for widget in (self.appearance_menu, self.theme_label, self.about_button, self.history_button):
             widget.pack(side="right", padx=4, pady=6)
         for widget in (self.report_button, self.screenshot_button):
             widget.pack(side="right", padx=4, pady=6)
 
         left = ctk.CTkFrame(self, fg_color="transparent")
         left.grid(row=1, column=0, sticky="nsew", padx=(8, 4), pady=4)
-        left.grid_rowconfigure(0, weight=1)
+        left.grid_rowconfigure(1, weight=1)
         left.grid_columnconfigure(0, weight=1)
+        self.file_label = ctk.CTkLabel(left, text="", anchor="w")
+        self.file_label.grid(row=0, column=0, sticky="ew", padx=4)
         self.viewer = XRayViewer(left)
-        self.viewer.grid(row=0, column=0, sticky="nsew")
-        self.thumbnails = ctk.CTkFrame(left, height=84)
-        self.thumbnails.grid(row=1, column=0, sticky="ew", pady=(6, 0))
+        self.viewer.grid(row=1, column=0, sticky="nsew")
+        # Legend and thumbnails are shown only when there is something in them (grid_remove keeps
+        # their place), so the image gets its whole area back when they go.
+        self.legend = HeatmapLegend(left)
+        self.legend.grid(row=2, column=0, sticky="ew", pady=(4, 0))
+        self.legend.grid_remove()
+        self.thumbnails = ctk.CTkScrollableFrame(left, orientation="horizontal", height=112)
+        self.thumbnails.grid(row=3, column=0, sticky="ew", pady=(6, 0))
+        self.thumbnails.grid_remove()
 
         panel = ctk.CTkFrame(self, width=340)
         panel.grid(row=1, column=1, sticky="nsew", padx=(4, 8), pady=4)
@@ -139,21 +170,27 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.probability_label.grid(row=4, sticky="ew", padx=14)
         self.threshold_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
         self.threshold_label.grid(row=5, sticky="ew", padx=14, pady=(2, 0))
+        self.skill_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
+        self.skill_label.grid(row=6, sticky="ew", padx=14, pady=(6, 0))
         self.study_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300, font=title_font)
-        self.study_label.grid(row=6, sticky="ew", padx=14, pady=(12, 0))
+        self.study_label.grid(row=7, sticky="ew", padx=14, pady=(12, 0))
         self.model_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
-        self.model_label.grid(row=7, sticky="ew", padx=14, pady=(12, 0))
-        ctk.CTkLabel(panel, text="Note for the report", anchor="w").grid(row=8, sticky="ew", padx=14, pady=(16, 0))
+        self.model_label.grid(row=8, sticky="ew", padx=14, pady=(12, 0))
+        ctk.CTkLabel(panel, text="Note for the report and history", anchor="w").grid(
+            row=9, sticky="ew", padx=14, pady=(16, 0)
+        )
         self.note_entry = ctk.CTkEntry(panel, placeholder_text="optional")
-        self.note_entry.grid(row=9, sticky="ew", padx=14)
+        self.note_entry.grid(row=10, sticky="ew", padx=14)
+        self.note_entry.bind("<FocusOut>", lambda _event: self.save_note())
+        self.note_entry.bind("<Return>", lambda _event: self.save_note())
 
         status = ctk.CTkFrame(self, fg_color="transparent")
         status.grid(row=2, column=0, columnspan=2, sticky="ew", padx=8)
+        # Packed only while busy: an idle bar at 0 still draws a coloured stub.
         self.progress = ctk.CTkProgressBar(status, mode="indeterminate", width=160)
-        self.progress.pack(side="left", padx=(4, 10), pady=4)
         self.progress.set(0)
         self.status_label = ctk.CTkLabel(status, text="", anchor="w")
-        self.status_label.pack(side="left", fill="x", expand=True)
+        self.status_label.pack(side="left", fill="x", expand=True, padx=(4, 0))
         self.notice_label = ctk.CTkLabel(
             self, text=NOTICE, fg_color="#fff3cd", text_color="#5c4400", corner_radius=6, height=30
         )
@@ -212,11 +249,16 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
     # ---------- opening ----------
     def open_dialog(self) -> None:
-        chosen = filedialog.askopenfilenames(parent=self, title="Open X-rays", filetypes=OPEN_TYPES)
+        chosen = filedialog.askopenfilenames(
+            parent=self, title="Open X-rays", filetypes=OPEN_TYPES, initialdir=self.last_folder
+        )
         if chosen:  # cancel returns an empty tuple: nothing changes
+            self.last_folder = Path(chosen[0]).parent
             self.load_paths([Path(p) for p in chosen])
 
-    def load_paths(self, paths: list[Path]) -> None:
+    def load_paths(self, paths: list[Path], stored: dict[Path, HistoryRow] | None = None) -> None:
+        """Read the files on the worker thread; `stored`: their results kept in the history."""
+        self.save_note()  # the note on screen reaches its rows before its study leaves the screen
         self.generation += 1
         generation = self.generation
         self.loading = True
@@ -232,9 +274,11 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
                     errors.append(f"{path.name}: {error}")
             return views, errors
 
-        self.tasks.submit(read_all, lambda result: self._loaded(generation, *result), self._unexpected)
+        self.tasks.submit(read_all, lambda result: self._loaded(generation, *result, stored or {}), self._unexpected)
 
-    def _loaded(self, generation: int, views: list[ViewState], errors: list[str]) -> None:
+    def _loaded(
+        self, generation: int, views: list[ViewState], errors: list[str], stored: dict[Path, HistoryRow]
+    ) -> None:
         if generation != self.generation:
             return
         self.loading = False
@@ -244,8 +288,17 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             self.set_status("No image loaded." if not self.views else "Kept the images already open.")
             self.render_buttons()
             return
+        for view in views:
+            view.stored = stored.get(view.path)
+            view.history_id = view.stored.id if view.stored else None
         self.views, self.current, self.study = views, 0, None
-        self.set_status(f"{len(views)} image(s) loaded. Press Predict (Ctrl+P).")
+        # The note belongs to the study on screen: a new study starts with its own (or none).
+        self.saved_note = next((v.stored.note for v in views if v.stored), "")
+        self.note_entry.delete(0, "end")
+        if self.saved_note:
+            self.note_entry.insert(0, self.saved_note)
+        paths = [view.path for view in views]
+        self.set_status(f"{len(views)} image(s) loaded {folder_text(paths)}. Press Predict (Ctrl+P).")
         self.render_thumbnails()
         self.render_all()
 
@@ -279,7 +332,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         for view in self.views:
             if view.path in by_path:
                 view.xray, view.diagnosis = by_path[view.path]
-                self._remember(view, note, study_id)
+                view.history_id = self._remember(view, note, study_id)
+        self.saved_note = note
         self.study = study
         if errors:
             self.show_error("Some images could not be diagnosed", "\n".join(errors))
@@ -288,13 +342,28 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.render_thumbnails()
         self.render_all()
 
-    def _remember(self, view: ViewState, note: str, study_id: str | None) -> None:
+    def _remember(self, view: ViewState, note: str, study_id: str | None) -> int | None:
         if self.history is None or view.diagnosis is None:
-            return
+            return None
         try:
-            self.history.add(view.diagnosis, str(view.path), note=note, study_id=study_id)
+            return self.history.add(view.diagnosis, str(view.path), note=note, study_id=study_id)
         except (OSError, sqlite3.Error) as error:
             self.show_error("History not saved", f"The result could not be added to the history ({error}).")
+            return None
+
+    def save_note(self) -> None:
+        """Put the note as typed on the history rows of the views on screen (a note typed after
+        Predict, too), so the history and the report always say the same."""
+        note = self.note_entry.get().strip()
+        ids = [view.history_id for view in self.views if view.history_id is not None]
+        if self.history is None or not ids or note == self.saved_note:
+            return
+        try:
+            self.history.set_note(ids, note)
+        except (OSError, sqlite3.Error) as error:
+            self.show_error("Note not saved", f"The note could not be saved in the history ({error}).")
+            return
+        self.saved_note = note
 
     def _unexpected(self, error: BaseException) -> None:
         self.predicting = False
@@ -321,48 +390,85 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         has_result = any(v.diagnosis is not None for v in self.views)
         self.report_button.configure(state="normal" if has_result and not self.writing_report else "disabled")
         self.history_button.configure(state="normal" if self.history is not None else "disabled")
-        if not self.tasks.busy and not self.predicting:
+        if not (self.tasks.busy or self.predicting or self.loading or self.writing_report):
             self.progress.stop()
-            self.progress.configure(mode="determinate")
-            self.progress.set(0)
+            self.progress.pack_forget()
 
     def render_image(self) -> None:
         view = self.current_view
+        self._render_file(view)
+        diagnosis = view.diagnosis if view else None
+        with_heatmap = bool(self.heatmap_switch.get()) and diagnosis is not None and diagnosis.heatmap is not None
+        if with_heatmap:
+            self.legend.grid()
+        else:
+            self.legend.grid_remove()
         if view is None:
             self.viewer.show(None)
             return
-        diagnosis = view.diagnosis
-        if self.heatmap_switch.get() and diagnosis is not None and diagnosis.heatmap is not None:
+        if with_heatmap:
             image = overlay(view.xray, diagnosis.heatmap)
         else:
             image = Image.fromarray(view.xray.as_uint8(), mode="L")
         same_image = self.viewer.image is not None and self.viewer.image.size == image.size
         self.viewer.show(image, keep_view=same_image)
 
+    def _render_file(self, view: ViewState | None) -> None:
+        """The open file's name and folder, above the image and in the title bar."""
+        if view is None:
+            self.file_label.configure(text="")
+            self.title(TITLE)
+            return
+        self.file_label.configure(text=file_text(view.path, self.current, len(self.views)))
+        self.title(f"{view.path.name} — bonefrac")
+
+    def _render_verdict(self, verdict: Verdict | None) -> None:
+        if verdict is None:
+            self.verdict_label.configure(text="—", fg_color="transparent", text_color=("gray10", "gray90"))
+        else:
+            self.verdict_label.configure(
+                text=VERDICT_LABELS[verdict], fg_color=VERDICT_COLOURS[verdict], text_color="white"
+            )
+
     def render_result(self) -> None:
         view = self.current_view
         diagnosis = view.diagnosis if view else None
-        if diagnosis is None:
+        manifest = self.diagnoser.manifest if self.diagnoser else None
+        self.skill_label.configure(text="")
+        if diagnosis is None and view is not None and view.stored is not None:
+            stored = view.stored  # reopened from the history: its stored result, said to be stored
+            self.part_label.configure(text=f"{stored.part.capitalize()} — {stored.part_confidence:.0%} confidence")
+            self._render_verdict(Verdict(stored.verdict))
+            self.probability_label.configure(text=stored_text(stored))
+            self.threshold_label.configure(text="")
+        elif diagnosis is None:
             self.part_label.configure(text="—")
-            self.verdict_label.configure(text="—", fg_color="transparent", text_color=("gray10", "gray90"))
+            self._render_verdict(None)
             self.probability_label.configure(text="Not predicted yet." if view else "")
             self.threshold_label.configure(text="")
         else:
             self.part_label.configure(text=part_text(diagnosis))
-            self.verdict_label.configure(
-                text=VERDICT_LABELS[diagnosis.verdict], fg_color=VERDICT_COLOURS[diagnosis.verdict], text_color="white"
-            )
+            self._render_verdict(diagnosis.verdict)
             self.probability_label.configure(text=probability_text(diagnosis))
             self.threshold_label.configure(text=threshold_text(diagnosis.thresholds))
-        self.model_label.configure(text=model_text(self.diagnoser.manifest if self.diagnoser else None, diagnosis))
-        self.study_label.configure(text=study_text(self.study) if self.study else "")
+            if diagnosis.supported and manifest is not None:
+                self.skill_label.configure(text=skill_text(manifest, diagnosis.part))
+        self.model_label.configure(text=model_text(manifest, diagnosis))
+        study = ""
+        if self.study is not None:
+            study = study_text(self.study)
+            if self.study.fracture_probability is not None and manifest is not None:
+                study += f"\n{skill_text(manifest, self.study.part)}"
+        self.study_label.configure(text=study)
 
     def render_thumbnails(self) -> None:
         for child in self.thumbnails.winfo_children():
             child.destroy()
         self.thumbnail_buttons = []
         if len(self.views) < 2:
+            self.thumbnails.grid_remove()  # no empty strip under a single image
             return
+        self.thumbnails.grid()
         for index, view in enumerate(self.views):
             small = Image.fromarray(view.xray.as_uint8(), mode="L")
             small.thumbnail((64, 64))
@@ -391,8 +497,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
     def set_status(self, text: str, busy: bool = False) -> None:
         self.status_label.configure(text=text)
-        if busy:
-            self.progress.configure(mode="indeterminate")
+        if busy and not self.progress.winfo_manager():
+            self.progress.pack(side="left", padx=(4, 10), pady=4, before=self.status_label)
             self.progress.start()
 
     def show_error(self, title: str, message: str) -> MessageDialog:
@@ -401,47 +507,68 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         return dialog
 
     # ---------- saving ----------
-    def screenshot_dialog(self) -> None:
+    def ask_save_path(self, title: str, suggested: str, filetypes: list[tuple[str, str]]) -> Path | None:
+        """A save dialog in the last folder used, suggesting a file name; None when cancelled."""
         path = filedialog.asksaveasfilename(
-            parent=self, title="Save screenshot", defaultextension=".png", filetypes=[("PNG image", "*.png")]
+            parent=self,
+            title=title,
+            initialdir=self.last_folder,
+            initialfile=suggested,
+            defaultextension=Path(suggested).suffix,
+            filetypes=filetypes,
         )
-        if path:
-            self.save_screenshot(Path(path))
+        if not path:
+            return None
+        self.last_folder = Path(path).parent
+        return Path(path)
 
-    def save_screenshot(self, path: Path) -> bool:
+    def suggested_name(self, ending: str) -> str:
+        """`<image>_report.pdf` and the like, after the image on screen."""
+        view = self.current_view
+        return f"{view.path.stem if view else 'bonefrac'}_{ending}"
+
+    def screenshot_dialog(self) -> None:
         try:
-            save_window_screenshot(self, path)
+            image = grab_window(self)  # the window as the user sees it, before a dialog covers it
+        except Exception as error:  # any capture backend's failure becomes a dialog
+            self.show_error("Screenshot not taken", f"The window could not be captured: {error}")
+            return
+        path = self.ask_save_path("Save screenshot", self.suggested_name("screenshot.png"), [("PNG image", "*.png")])
+        if path is not None:
+            self.save_screenshot(path, image)
+
+    def save_screenshot(self, path: Path, image: Image.Image | None = None) -> bool:
+        try:
+            save_window_screenshot(self, path, image)
         except Exception as error:  # any capture backend's failure becomes a dialog
             self.show_error("Screenshot not saved", f"The screenshot could not be saved to {path}: {error}")
             return False
-        self.set_status(f"Screenshot saved: {path.name}")
+        self.set_status(f"Screenshot saved: {path.name} in {path.parent}")
         return True
 
     def report_dialog(self) -> None:
         if not any(v.diagnosis for v in self.views):
             return
-        path = filedialog.asksaveasfilename(
-            parent=self,
-            title="Save report",
-            defaultextension=".pdf",
-            filetypes=[("PDF report", "*.pdf"), ("PNG report", "*.png")],
+        path = self.ask_save_path(
+            "Save report", self.suggested_name("report.pdf"), [("PDF report", "*.pdf"), ("PNG report", "*.png")]
         )
-        if path:
-            self.save_report(Path(path))
+        if path is not None:
+            self.save_report(path)
 
     def save_report(self, path: Path) -> None:
         """Compose and write the report on the worker thread (full-resolution images make it
         take a second or more); the window says when it is saved or why it was not."""
         from app.report import write_report
 
+        self.save_note()  # the history gets the note the report prints
         views = [(v.xray, v.diagnosis) for v in self.views if v.diagnosis is not None]
-        study, note, manifest = self.study, self.note_entry.get(), self.diagnoser.manifest
+        study, note, manifest = self.study, self.note_entry.get().strip(), self.diagnoser.manifest
         self.writing_report = True  # one report at a time: the button waits for this one
         self.set_status(f"Writing report {path.name}…", busy=True)
         self.render_buttons()
         self.tasks.submit(
             lambda: write_report(path, views, manifest, study=study, note=note),
-            on_done=lambda _: self._report_finished(f"Report saved: {path.name}"),
+            on_done=lambda _: self._report_finished(f"Report saved: {path.name} in {path.parent}"),
             on_error=lambda error: self._report_failed(path, error),
         )
 
@@ -471,26 +598,24 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             self.history_window.destroy()
         self.history_window = HistoryWindow(self, self.history.rows(), self.reopen, self.export_history_dialog)
 
-    def reopen(self, row: HistoryRow) -> None:
-        path = Path(row.file_path)
-        stored = f"Stored result from {row.created_utc}: {row.part}, {row.verdict}"
-        if row.fracture_probability is not None:
-            stored += f" (p={row.fracture_probability:.2f})"
-        if not path.is_file():
-            self.show_error("File not found", f"{row.file_name} is no longer at {path}.\n{stored}.")
-            return
-        self.load_paths([path])
-        self.after(100, lambda: self.set_status(f"{stored}, model {row.model_version}. Press Predict to re-run."))
+    def reopen(self, rows: list[HistoryRow]) -> None:
+        """Open the files of a history row (a study: all its views) with their stored results."""
+        present = {Path(row.file_path): row for row in rows if Path(row.file_path).is_file()}
+        missing = [row for row in rows if Path(row.file_path) not in present]
+        if missing:
+            lines = [f"{r.file_name} is no longer at {r.file_path} (stored: {r.part}, {r.verdict})." for r in missing]
+            self.show_error("File not found", "\n".join(lines))
+        if present:
+            self.load_paths(list(present), stored=present)
 
     def export_history_dialog(self) -> None:
-        path = filedialog.asksaveasfilename(
-            parent=self,
-            title="Export history (file names and notes included: they may identify a patient)",
-            defaultextension=".csv",
-            filetypes=[("CSV", "*.csv")],
+        path = self.ask_save_path(
+            "Export history (file names and notes included: they may identify a patient)",
+            "bonefrac_history.csv",
+            [("CSV", "*.csv")],
         )
-        if path:
-            self.export_history(Path(path))
+        if path is not None:
+            self.export_history(path)
 
     def export_history(self, path: Path) -> bool:
         try:
@@ -503,9 +628,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
     def show_about(self) -> None:
         manifest = self.diagnoser.manifest if self.diagnoser is not None else None
-        TextWindow(self, "About bonefrac", about_text(manifest, self.models_error))
+        self.about_window = TextWindow(self, "About bonefrac", about_text(manifest, self.models_error))
 
     def close(self) -> None:
+        self.save_note()
         self.tasks.shutdown()
         if self.history is not None:
             self.history.close()

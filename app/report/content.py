@@ -12,6 +12,7 @@ from app.diagnosis.heatmap import overlay
 from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
+from app.report.figures import skill_text
 from app.report.fonts import printable
 from app.xray import XRay
 
@@ -76,6 +77,8 @@ def build_content(
         ]
         if (line := threshold_line(study.thresholds)) is not None:
             lines.append(line)
+        if study.fracture_probability is not None:
+            lines.append(skill_text(manifest, study.part))
         sections.append(ReportSection("Study result (mean over views)", tuple(lines)))
     for xray, diagnosis in views:
         lines = [
@@ -85,6 +88,8 @@ def build_content(
         ]
         if (line := threshold_line(diagnosis.thresholds)) is not None:
             lines.append(line)
+        if diagnosis.supported:
+            lines.append(skill_text(manifest, diagnosis.part))
         lines.append(part_model_summary(manifest))
         if diagnosis.supported:
             lines.append(fracture_model_summary(manifest, diagnosis.part))

@@ -1,0 +1,120 @@
+"""The history list: local times, a study's views grouped under one row, themed like the app."""
+
+from __future__ import annotations
+
+import tkinter
+from collections.abc import Callable
+from tkinter import font as tkfont
+from tkinter import ttk
+
+import customtkinter as ctk
+
+from app.gui.dialogs import add_close_button, place_over
+from app.history import HistoryRow, local_time
+
+COLUMNS = ("time", "file_name", "part", "verdict", "probability", "model_version", "note")
+HEADINGS = ("Date (local time)", "File", "Body part", "Verdict", "Fracture probability", "Model", "Note")
+_MAX_WIDTH = {"file_name": 280, "note": 320}  # long names and notes are cut, never the dates or versions
+_STYLE = "History.Treeview"
+# (background, text, heading background, selection) for each appearance mode.
+_COLOURS = {"Light": ("#ffffff", "#1a1a1a", "#e3e3e3", "#3b8ed0"), "Dark": ("#242424", "#dce4ee", "#333333", "#1f538d")}
+
+
+def row_values(row: HistoryRow) -> tuple[str, ...]:
+    probability = "—" if row.fracture_probability is None else f"{row.fracture_probability:.2f}"
+    return (local_time(row.created_utc), row.file_name, row.part, row.verdict, probability, row.model_version, row.note)
+
+
+def study_values(rows: list[HistoryRow]) -> tuple[str, ...]:
+    first = rows[0]
+    parts = "/".join(sorted({row.part for row in rows}))
+    return (
+        local_time(first.created_utc),
+        f"Study of {len(rows)} views",
+        parts,
+        "",
+        "",
+        first.model_version,
+        first.note,
+    )
+
+
+class HistoryWindow(ctk.CTkToplevel):
+    def __init__(
+        self,
+        master: tkinter.Misc,
+        rows: list[HistoryRow],
+        on_reopen: Callable[[list[HistoryRow]], None],
+        on_export: Callable[[], None],
+    ) -> None:
+        super().__init__(master)
+        self.title("History")
+        place_over(self, master, 1040, 440)
+        self._on_reopen = on_reopen
+        self.items: dict[str, list[HistoryRow]] = {}  # tree item -> the rows it reopens
+        self.table = ttk.Treeview(self, columns=COLUMNS, show="tree headings", selectmode="browse", style=_STYLE)
+        self._style_table()
+        self._fill(rows)
+        self.table.pack(fill="both", expand=True, padx=10, pady=(10, 6))
+        self.table.bind("<Double-1>", lambda _event: self.reopen_selected())
+        self.table.bind("<Return>", lambda _event: self.reopen_selected())
+        buttons = ctk.CTkFrame(self, fg_color="transparent")
+        buttons.pack(fill="x", padx=10, pady=(0, 10))
+        self.reopen_button = ctk.CTkButton(buttons, text="Reopen", command=self.reopen_selected)
+        self.reopen_button.pack(side="left")
+        self.export_button = ctk.CTkButton(buttons, text="Export CSV…", command=on_export)
+        self.export_button.pack(side="left", padx=8)
+        self.close_button = add_close_button(self, buttons)
+        self.close_button.pack(side="right")
+        ctk.CTkLabel(buttons, text=f"{len(rows)} result(s)").pack(side="right", padx=12)
+        self.transient(master)
+        self.after(50, self.focus_force)  # so Escape reaches it
+
+    def _fill(self, rows: list[HistoryRow]) -> None:
+        studies: dict[str, list[HistoryRow]] = {}
+        for row in rows:
+            if row.study_id:
+                studies.setdefault(row.study_id, []).append(row)
+        shown: list[tuple[str, ...]] = []
+        for row in rows:
+            iid = f"row-{row.id}"
+            parent = ""
+            if row.study_id:
+                parent = f"study-{row.study_id}"
+                if parent not in self.items:
+                    views = sorted(studies[row.study_id], key=lambda r: r.id)
+                    self.items[parent] = views
+                    shown.append(study_values(views))
+                    self.table.insert("", "end", iid=parent, values=shown[-1], open=True)
+            self.items[iid] = [row]
+            shown.append(row_values(row))
+            self.table.insert(parent, 0 if parent else "end", iid=iid, values=shown[-1])
+        self._fit_columns(shown)
+
+    def _fit_columns(self, shown: list[tuple[str, ...]]) -> None:
+        """Each column as wide as its widest entry (the font measures it), so nothing is cut."""
+        measure = tkfont.nametofont("TkDefaultFont").measure
+        heading_measure = tkfont.nametofont("TkHeadingFont").measure
+        self.table.column("#0", width=28, stretch=False)
+        for index, (column, heading) in enumerate(zip(COLUMNS, HEADINGS)):
+            self.table.heading(column, text=heading, anchor="w")
+            widest = max([heading_measure(heading), *(measure(values[index]) for values in shown)]) + 20
+            self.table.column(column, width=min(widest, _MAX_WIDTH.get(column, widest)), anchor="w", stretch=False)
+
+    def _style_table(self) -> None:
+        background, text, heading, selected = _COLOURS[ctk.get_appearance_mode()]
+        style = ttk.Style(self)
+        style.configure(_STYLE, background=background, fieldbackground=background, foreground=text)
+        style.map(_STYLE, background=[("selected", selected)], foreground=[("selected", "#ffffff")])
+        style.configure(f"{_STYLE}.Heading", background=heading, foreground=text, relief="flat")
+        style.map(f"{_STYLE}.Heading", background=[("active", heading)])
+
+    def _set_appearance_mode(self, mode_string: str) -> None:
+        # CustomTkinter calls this on every Light/Dark switch; ttk widgets need restyling by hand.
+        super()._set_appearance_mode(mode_string)
+        self._style_table()
+
+    def reopen_selected(self) -> None:
+        selection = self.table.selection()
+        if selection:
+            self._on_reopen(self.items[selection[0]])

@@ -1,0 +1,47 @@
+"""Multi-view PDF reports, written from real diagnoses and read back with pypdf."""
+
+from __future__ import annotations
+
+import re
+
+from pypdf import PdfReader
+
+from app.diagnosis.value import NOTICE
+from app.report import write_report
+
+
+def test_multi_view_pdf_keeps_each_view_on_one_page_with_numbers_and_notice(
+    diagnoser, routed_paths, xray_paths, tmp_path
+):
+    paths = [*routed_paths["hand"], routed_paths["shoulder"][0], xray_paths["elbow_0"], xray_paths["other_0"]]
+    results = [(xray, outcome) for _, xray, outcome in diagnoser.diagnose_files(paths)]
+    study = diagnoser.aggregate_study([diagnosis for _, diagnosis in results])
+    target = tmp_path / "study.pdf"
+    write_report(target, results, diagnoser.manifest, study=study, note="ED, follow-up")
+    reader = PdfReader(target)
+    pages = [" ".join(page.extract_text().split()) for page in reader.pages]
+    assert len(pages) >= 3
+    for number, text in enumerate(pages, start=1):
+        assert NOTICE in text, f"page {number} lacks the notice"
+        assert f"Page {number} of {len(pages)}" in text
+    # Each view's heading, text and images on one page: a page holds exactly the images of the
+    # views whose headings it holds.
+    for number, (page, text) in enumerate(zip(reader.pages, pages), start=1):
+        views_here = [d for _, d in results if f"View: {d.file}" in text]
+        expected = sum(1 + (d.heatmap is not None) for d in views_here)
+        assert len(page.images) == expected, f"page {number}: {len(page.images)} images for {len(views_here)} views"
+        for diagnosis in views_here:
+            assert f"Body part: {diagnosis.part}" in text.split(f"View: {diagnosis.file}")[1]
+    assert sum(text.count("View: ") for text in pages) == len(results)
+
+
+def test_pdf_text_is_left_aligned(diagnoser, routed_paths, tmp_path):
+    path = routed_paths["hand"][0]
+    results = [(xray, outcome) for _, xray, outcome in diagnoser.diagnose_files([path])]
+    target = tmp_path / "one.pdf"
+    write_report(target, results, diagnoser.manifest, note="a long note " * 30)
+    for page in PdfReader(target).pages:
+        stream = page.get_contents().get_data().decode("latin-1")
+        # fpdf2 justifies a line by widening each gap between words: a TJ array of text pieces
+        # with spacing numbers between them. Left-aligned lines are plain strings.
+        assert not re.search(r"(?<!\\)\) -?[0-9.]+\(", stream)
