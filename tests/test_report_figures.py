@@ -1,0 +1,44 @@
+"""An AUROC in words, with its 95% interval when the manifest carries one (`auroc_ci`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from app.diagnosis.manifest import load_manifest
+from app.report.figures import auroc_text, skill_text, skill_words
+from tests.conftest import MODELS_DIR
+
+
+def test_auroc_with_and_without_its_interval():
+    metrics = load_manifest(MODELS_DIR, verify=False).entries["fracture_shoulder"].info["metrics"]
+    bare = {key: value for key, value in metrics.items() if key != "auroc_ci"}
+    assert auroc_text(bare) == f"{metrics['auroc']:.2f}"
+    assert auroc_text({**bare, "auroc_ci": [0.45, 0.69]}) == f"{metrics['auroc']:.2f} (95% CI 0.45–0.69)"
+    assert auroc_text({}) == "n/a"
+
+
+def test_words_follow_the_figure_and_its_interval():
+    assert "close to chance (0.5)" in skill_words({"auroc": 0.57})
+    assert skill_words({"auroc": 0.82}).startswith("good")
+    # With an interval, the words are decided by what the interval allows.
+    assert "interval includes chance" in skill_words({"auroc": 0.61, "auroc_ci": [0.48, 0.73]})
+    assert skill_words({"auroc": 0.82, "auroc_ci": [0.74, 0.89]}).startswith("moderate")
+    assert "not measured" in skill_words({})
+
+
+def test_skill_text_reads_the_intervals_from_the_manifest(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, models, ignore=shutil.ignore_patterns("*.keras"))
+    raw = json.loads((models / "manifest.json").read_text())
+    entry = raw["models"]["fracture_shoulder"]
+    entry["metrics"]["auroc_ci"] = [0.45, 0.69]
+    (models / "manifest.json").write_text(json.dumps(raw))
+    manifest = load_manifest(models, verify=False)
+    text = skill_text(manifest, "shoulder")
+    assert f"AUROC {entry['metrics']['auroc']:.2f} (95% CI 0.45–0.69)" in text
+    assert "interval includes chance (0.5); this verdict carries little information" in text
+    # The shipped manifest, with or without intervals, reads either way.
+    shipped = load_manifest(MODELS_DIR, verify=False)
+    has_interval = "auroc_ci" in shipped.entries["fracture_shoulder"].info["metrics"]
+    assert ("95% CI" in skill_text(shipped, "shoulder")) == has_interval
