@@ -262,3 +262,15 @@ def test_png_report_wraps_a_long_name_without_losing_any_of_it():
     assert all(font.getlength(part) <= 400 for part in wrapped)
     assert "".join(wrapped).replace(" ", "") == line.replace(" ", "")
     assert all(part.count("<") == part.count(">") for part in wrapped)  # no code point cut in two
+
+
+def test_package_licence_is_an_spdx_expression():
+    """As a TOML table it made every `pip install -e .` (make run) print setuptools' deprecation
+    warnings, three times."""
+    import tomllib
+
+    from packaging.licenses import canonicalize_license_expression
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert isinstance(project["license"], str)
+    assert canonicalize_license_expression(project["license"]) == project["license"]
