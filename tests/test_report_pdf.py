@@ -13,7 +13,9 @@ from app.report import write_report
 def test_multi_view_pdf_keeps_each_view_on_one_page_with_numbers_and_notice(
     diagnoser, routed_paths, xray_paths, tmp_path
 ):
-    paths = [*routed_paths["hand"], routed_paths["shoulder"][0], xray_paths["elbow_0"], xray_paths["other_0"]]
+    routed = [path for paths in routed_paths.values() for path in paths]  # views with verdicts and heatmaps
+    others = (xray_paths[key] for key in ("hand_0", "shoulder_1", "elbow_0", "other_0"))
+    paths = list(dict.fromkeys([*routed, *others]))  # each file once: the PDF stores a repeated image once
     results = [(xray, outcome) for _, xray, outcome in diagnoser.diagnose_files(paths)]
     study = diagnoser.aggregate_study([diagnosis for _, diagnosis in results])
     target = tmp_path / "study.pdf"
@@ -35,8 +37,8 @@ def test_multi_view_pdf_keeps_each_view_on_one_page_with_numbers_and_notice(
     assert sum(text.count("View: ") for text in pages) == len(results)
 
 
-def test_pdf_text_is_left_aligned(diagnoser, routed_paths, tmp_path):
-    path = routed_paths["hand"][0]
+def test_pdf_text_is_left_aligned(diagnoser, xray_paths, tmp_path):
+    path = xray_paths["hand_0"]
     results = [(xray, outcome) for _, xray, outcome in diagnoser.diagnose_files([path])]
     target = tmp_path / "one.pdf"
     write_report(target, results, diagnoser.manifest, note="a long note " * 30)
