@@ -11,7 +11,7 @@ from PIL import Image
 
 from app.diagnosis import Diagnoser, Verdict
 from app.diagnosis.heatmap import colourise
-from app.diagnosis.manifest import MIN_VALIDATION_AUROC, MODEL_NAMES, load_manifest, sha256_of
+from app.diagnosis.manifest import CHANCE_AUROC, MODEL_NAMES, load_manifest, sha256_of
 from app.diagnosis.value import SUPPORTED_PARTS, verdict_for
 from app.errors import ModelFilesError
 from app.xray import read_xray
@@ -144,27 +144,30 @@ def test_damaged_manifest_is_refused(tmp_path):
         Diagnoser(models)
 
 
-def _with_hand_validation_auroc(tmp_path, value):
+def _with_hand_validation_auroc(tmp_path, value, interval=(0.62, 0.80)):
     models = _models_copy(tmp_path)
     raw = json.loads((models / "manifest.json").read_text())
     raw["models"]["fracture_hand"]["validation"]["auroc"] = value
+    raw["models"]["fracture_hand"]["validation"]["auroc_ci"] = None if interval is None else list(interval)
     (models / "manifest.json").write_text(json.dumps(raw))
     return models
 
 
 @pytest.mark.parametrize(
-    ("validation_auroc", "withheld_because"),
+    ("validation_auroc", "interval", "withheld_because"),
     [
-        (0.55, "showed no useful skill on validation images (AUROC 0.55, below 0.60)"),
-        (None, "skill was not measured on validation images"),
-        (MIN_VALIDATION_AUROC, None),
-        (0.75, None),
+        (0.58, (0.45, 0.70), "could not be told apart from chance on validation images (AUROC 0.58, 95% interval"),
+        (0.60, (CHANCE_AUROC, 0.70), "could not be told apart from chance"),
+        (0.71, None, "skill was not measured on validation images"),
+        (None, (0.6, 0.8), "skill was not measured on validation images"),
+        (0.61, (CHANCE_AUROC + 0.001, 0.72), None),
+        (0.75, (0.66, 0.84), None),
     ],
 )
 def test_fracture_model_without_skill_on_validation_gives_no_verdict(
-    validation_auroc, withheld_because, routed_paths, tmp_path
+    validation_auroc, interval, withheld_because, routed_paths, tmp_path
 ):
-    models = _with_hand_validation_auroc(tmp_path, validation_auroc)
+    models = _with_hand_validation_auroc(tmp_path, validation_auroc, interval)
     diagnosis = Diagnoser(models).diagnose(routed_paths["hand"][0])
     assert diagnosis.part == "hand"
     if withheld_because is not None:
@@ -176,9 +179,23 @@ def test_fracture_model_without_skill_on_validation_gives_no_verdict(
         assert diagnosis.verdict is not Verdict.UNSUPPORTED and diagnosis.fracture_probability is not None
 
 
-def test_damaged_validation_figure_is_a_damaged_manifest(tmp_path):
+@pytest.mark.parametrize(
+    ("value", "interval"),
+    [("0.71", (0.6, 0.8)), (0.71, ("0.6", 0.8)), (0.71, (0.6,))],
+    ids=["text", "text-interval", "short-interval"],
+)
+def test_damaged_validation_figure_is_a_damaged_manifest(tmp_path, value, interval):
     with pytest.raises(ModelFilesError, match="damaged"):
-        Diagnoser(_with_hand_validation_auroc(tmp_path, "0.71"))
+        Diagnoser(_with_hand_validation_auroc(tmp_path, value, interval))
+
+
+def test_models_prepared_by_another_preprocessing_are_refused(tmp_path):
+    models = _models_copy(tmp_path)
+    raw = json.loads((models / "manifest.json").read_text())
+    raw["preprocessing_version"] += 1
+    (models / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelFilesError, match="preprocessing version"):
+        Diagnoser(models)
 
 
 def test_shipped_models_withhold_exactly_the_parts_whose_validation_auroc_is_low(diagnoser, data_rows):
@@ -186,7 +203,7 @@ def test_shipped_models_withhold_exactly_the_parts_whose_validation_auroc_is_low
     model's own reason; the others give verdicts."""
     for part in SUPPORTED_PARTS:
         entry = diagnoser.fracture_entry(part)
-        assert (entry.verdicts_withheld is not None) == (entry.validation_auroc < MIN_VALIDATION_AUROC)
+        assert (entry.verdicts_withheld is not None) == (entry.validation_auroc_ci[0] <= CHANCE_AUROC)
         _, routed = next(routed_diagnoses(diagnoser, data_rows, part))
         if entry.verdicts_withheld:
             assert routed.verdict is Verdict.UNSUPPORTED and routed.unsupported_reason == entry.verdicts_withheld

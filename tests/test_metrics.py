@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from training.metrics import (
+    auroc,
     binary_metrics,
+    bootstrap_ci,
     min_confidence_for_accuracy,
     operating_thresholds,
     part_by_region,
+    pointing_game,
     study_level,
     validation_figures,
     verdict_counts,
@@ -76,8 +79,42 @@ def test_validation_figures_show_a_gap_between_sources():
     labels = np.array([1, 0, 1, 0, 1, 0])
     scores = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.7])  # source b: ranked backwards
     sources = ["a", "a", "a", "a", "b", "b"]
-    figures = validation_figures(labels, scores, sources)
+    figures = validation_figures(labels, scores, sources, groups=[str(i) for i in range(6)])
     assert figures["images"] == 6
     assert figures["auroc_per_source"] == {"a": 1.0, "b": 0.0}
     assert 0.0 < figures["auroc"] < 1.0
-    assert validation_figures(np.array([1, 1]), np.array([0.2, 0.4]), ["a", "a"])["auroc_per_source"] == {"a": None}
+    one_class = validation_figures(np.array([1, 1]), np.array([0.2, 0.4]), ["a", "a"], ["g1", "g2"])
+    assert one_class["auroc_per_source"] == {"a": None} and one_class["auroc_ci"] is None
+
+
+def test_bootstrap_interval_holds_the_figure_and_narrows_with_more_groups():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 400)
+    scores = labels * 0.3 + rng.random(400)  # a model with some skill (AUROC near 0.75)
+    groups = [str(i) for i in range(400)]
+    point = auroc(labels, scores)
+    low, high = bootstrap_ci(auroc, groups, labels, scores)
+    assert low < point < high and low > 0.5
+    small_low, small_high = bootstrap_ci(auroc, groups[:60], labels[:60], scores[:60])
+    assert small_high - small_low > high - low
+
+
+def test_bootstrap_resamples_whole_groups():
+    """Copies of one image in one group count once: the interval is as wide as the groups allow."""
+    correct = np.array([1.0] * 20 + [0.0] * 20)
+    by_image = bootstrap_ci(lambda c: float(c.mean()), [str(i) for i in range(40)], correct)
+    by_two_groups = bootstrap_ci(lambda c: float(c.mean()), ["a"] * 20 + ["b"] * 20, correct)
+    assert by_two_groups[1] - by_two_groups[0] > by_image[1] - by_image[0]
+    assert bootstrap_ci(lambda c: float(c.mean()), ["a"] * 40, correct) is None  # one group: no interval
+
+
+def test_pointing_game_counts_peaks_inside_boxes():
+    maps = np.zeros((3, 4, 4))
+    maps[0, 1, 2] = 1.0  # peak cell centre (0.625, 0.375)
+    maps[1, 3, 0] = 1.0  # (0.125, 0.875)
+    maps[2, 0, 0] = 1.0  # (0.125, 0.125)
+    boxes = [[(0.5, 0.25, 0.75, 0.5)], [(0.5, 0.5, 1.0, 1.0)], [(0.9, 0.9, 1.0, 1.0), (0.0, 0.0, 0.2, 0.2)]]
+    game = pointing_game(maps, boxes, ["a", "b", "c"])
+    assert (game["images"], game["hits"]) == (3, 2)
+    assert game["rate"] == round(2 / 3, 4)
+    assert game["rate_ci"][0] <= game["rate"] <= game["rate_ci"][1]

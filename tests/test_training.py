@@ -3,7 +3,9 @@ trained and published, resumed, and a per-part model replacing one manifest entr
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,11 +19,11 @@ from app.diagnosis import Diagnoser
 from app.diagnosis.manifest import MODEL_NAMES, load_manifest
 from app.xray import read_xray, to_model_input
 from tests.conftest import DATA_DIR, REPO
+from training.cli import build_parser, models_dir
 from training.cli import main as train_main
 from training.data import load_samples, split_for_group
 from training.model import build_model
 from training.pipeline import only_sources, parse_sources
-from training.publish import window_scores
 
 # bfloat16 whatever the CPU, so that the float32 conversion before publishing is always exercised.
 TINY = ["--limit", "24", "--input-size", "64", "--batch-size", "8", "--workers", "1", "--precision", "bfloat16"]
@@ -29,30 +31,71 @@ TINY = ["--limit", "24", "--input-size", "64", "--batch-size", "8", "--workers",
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
-    """A real ResNet-50, trained one epoch on 24 real images per split, published."""
+    """A real ResNet-50, trained one epoch on 24 real images per split and published, run as a
+    user runs it with its output redirected to files, with the default models and cache folders
+    (the user cache folder is XDG_CACHE_HOME, here a scratch one)."""
     root = tmp_path_factory.mktemp("tiny")
-    status = train_main(
-        [
-            "all",
-            "--data",
-            str(DATA_DIR),
-            "--epochs",
-            "1",
-            "--models-dir",
-            str(root / "models"),
-            "--run-dir",
-            str(root / "run"),
-            "--cache-dir",
-            str(root / "cache"),
-            *TINY,
-        ]
-    )
-    assert status == 0
+    # Never run a default that would publish over the shipped models.
+    default = models_dir(build_parser().parse_args(["all", "--run-dir", str(root / "run")]))
+    assert default.resolve().is_relative_to(root), f"the default publishes into {default}"
+    shipped = (REPO / "models" / "manifest.json").read_bytes()
+    arguments = ["all", "--data", str(DATA_DIR), "--epochs", "1", "--run-dir", str(root / "run"), *TINY]
+    with (root / "stdout.txt").open("w") as out, (root / "stderr.txt").open("w") as err:
+        result = subprocess.run(
+            [sys.executable, "-m", "training", *arguments],
+            stdout=out,
+            stderr=err,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(root / "xdg")},
+            timeout=900,
+        )
+    assert result.returncode == 0, (root / "stderr.txt").read_text()[-3000:]
+    assert (REPO / "models" / "manifest.json").read_bytes() == shipped
     return root
 
 
+def _user_cache(root: Path) -> Path:
+    """The image cache of a run whose XDG_CACHE_HOME is root/xdg (as tiny_models runs)."""
+    return root / "xdg" / "bonefrac" / "images"
+
+
+def test_training_publishes_into_its_run_folder_by_default(tiny_models):
+    assert load_manifest(tiny_models / "run" / "models").version  # verifies every sha256
+    assert not (tiny_models / "models").exists()
+
+
+def test_training_output_redirected_is_plain_and_ends_with_the_validation_figures(tiny_models):
+    err = (tiny_models / "stderr.txt").read_text()
+    out = (tiny_models / "stdout.txt").read_text()
+    assert "Traceback" not in err
+    assert "oneDNN" not in err and "cpu_feature_guard" not in err  # TensorFlow's C++ INFO lines
+    assert "shuffle=True" not in err
+    manifest = json.loads((tiny_models / "run" / "models" / "manifest.json").read_text())
+    lines = out.strip().splitlines()
+    heading = lines.index(next(line for line in lines if line.startswith("validation figures of model ")))
+    assert manifest["model_version"] in lines[heading]
+    assert lines[heading - 1].startswith("best epoch 1 of 1: validation loss ")
+    expected = []
+    for name, entry in manifest["models"].items():
+        key = "accuracy" if name == "body_part" else "auroc"
+        value = entry["validation"][key]
+        figure = "not measured" if value is None else f"{value:.3f}"
+        expected.append(f"  {name}: {key.replace('auroc', 'AUROC')} {figure} on {entry['validation']['images']} images")
+    assert lines[heading + 1 :] == expected
+
+
+def test_redirected_training_output_has_no_terminal_codes(tiny_models):
+    out = (tiny_models / "stdout.txt").read_text()
+    assert "\x1b[" not in out and "\b" not in out
+
+
+def test_image_cache_goes_to_the_user_cache_folder_not_the_current_one(tiny_models):
+    assert list(_user_cache(tiny_models).glob("pixels_*.npz"))
+    assert not (tiny_models / ".cache").exists()
+
+
 def test_published_manifest_is_complete_and_loadable(tiny_models, xray_paths):
-    manifest = load_manifest(tiny_models / "models")  # verifies every sha256
+    manifest = load_manifest(tiny_models / "run" / "models")  # verifies every sha256
     assert set(manifest.entries) == set(MODEL_NAMES)
     for name in MODEL_NAMES:
         entry = manifest.entries[name]
@@ -66,49 +109,11 @@ def test_published_manifest_is_complete_and_loadable(tiny_models, xray_paths):
     test_images = manifest.entries["body_part"].info["metrics"]["images"]
     assert sum(figures["images"] for figures in by_region.values()) == test_images
     assert all(sum(figures["predicted"].values()) == figures["images"] for figures in by_region.values())
-    assert (tiny_models / "models" / "figures" / "fracture_roc.png").exists()
-    assert (tiny_models / "models" / "figures" / "part_confusion.png").exists()
-    diagnosis = Diagnoser(tiny_models / "models").diagnose(xray_paths["hand_1"])
+    assert (tiny_models / "run" / "models" / "figures" / "fracture_roc.png").exists()
+    assert (tiny_models / "run" / "models" / "figures" / "part_confusion.png").exists()
+    diagnosis = Diagnoser(tiny_models / "run" / "models").diagnose(xray_paths["hand_1"])
     assert diagnosis.model_version == manifest.version
     assert diagnosis.part in ("elbow", "hand", "shoulder", "other")
-
-
-@pytest.fixture(scope="module")
-def tiny_window_models(tmp_path_factory):
-    """A real ResNet-50 whose fracture heads trained on 64 px crops of 128 px canvases."""
-    root = tmp_path_factory.mktemp("tiny_window")
-    arguments = ["all", "--data", str(DATA_DIR), "--epochs", "1", "--fracture-canvas", "128"]
-    arguments += ["--sources", "fracatlas,roboflow", "--models-dir", str(root / "models")]
-    arguments += ["--run-dir", str(root / "run"), "--cache-dir", str(root / "cache"), *TINY]
-    assert train_main(arguments) == 0
-    return root / "models"
-
-
-def test_window_model_runs_its_fracture_heads_on_the_larger_image(tiny_window_models, xray_paths):
-    manifest = load_manifest(tiny_window_models)
-    assert manifest.entries["body_part"].input_size == 64 and manifest.entries["body_part"].window is None
-    for part in ("elbow", "hand", "shoulder"):
-        entry = manifest.entries[f"fracture_{part}"]
-        assert (entry.input_size, entry.window) == (128, 64)
-        assert entry.info["trained_with"]["config"]["fracture_canvas"] == 128
-    model = keras.models.load_model(tiny_window_models / "bonefrac_resnet50.keras", compile=False)
-    xray = read_xray(xray_paths["hand_1"])
-    # On an image one window wide, the window score is the head's own output.
-    whole = to_model_input(xray, 64)[np.newaxis]
-    np.testing.assert_allclose(window_scores(model, whole, 64)[0], np.asarray(model(whole)["fracture"][0]), atol=1e-5)
-    # The app scores the 128 px image by its most suspicious 64 px window, as publishing measured it.
-    expected = window_scores(model, to_model_input(xray, 128)[np.newaxis], 64)[0]
-    diagnoser = Diagnoser(tiny_window_models)
-    diagnosis = diagnoser.diagnose(xray)
-    for part in ("elbow", "hand", "shoulder"):
-        index = manifest.entries[f"fracture_{part}"].output_index
-        assert diagnosis.head_probabilities[part] == pytest.approx(expected[index], abs=1e-4)
-    # One pass for the part (64 px) and one over the 9 windows of the 128 px image.
-    passes = diagnoser._infer([diagnoser._model_inputs(xray)])[0]
-    assert sorted(passes, key=str) == sorted(
-        [("bonefrac_resnet50.keras", 64), ("bonefrac_resnet50.keras", 128, 64)], key=str
-    )
-    assert passes[("bonefrac_resnet50.keras", 128, 64)]["fracture"].shape == (9, 4)
 
 
 def _run_training_cli(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -121,16 +126,6 @@ def _run_training_cli(arguments: list[str], tmp_path: Path) -> subprocess.Comple
     return subprocess.run(
         [sys.executable, "-m", "training", *arguments, *scratch], capture_output=True, text=True, cwd=REPO, timeout=600
     )
-
-
-def test_fracture_canvas_needs_boxes(tmp_path, xray_paths):
-    for part, label, key in [("hand", "fractured", "hand_1"), ("hand", "normal", "hand_0")]:
-        (tmp_path / "data" / part / label).mkdir(parents=True)
-        shutil.copy(xray_paths[key], tmp_path / "data" / part / label / f"{key}.jpg")
-    arguments = ["all", "--data", str(tmp_path / "data"), "--fracture-canvas", "128", "--epochs", "1"]
-    result = _run_training_cli(arguments, tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "needs fracture boxes" in result.stderr
 
 
 def test_training_resumes_from_its_checkpoint(tiny_models):
@@ -150,7 +145,7 @@ def test_training_resumes_from_its_checkpoint(tiny_models):
             "--run-dir",
             str(run),
             "--cache-dir",
-            str(tiny_models / "cache"),
+            str(_user_cache(tiny_models)),
             *TINY,
         ]
     )
@@ -161,7 +156,7 @@ def test_training_resumes_from_its_checkpoint(tiny_models):
 
 
 def test_per_part_model_replaces_one_entry(tiny_models):
-    models = tiny_models / "models"
+    models = tiny_models / "run" / "models"
     before = json.loads((models / "manifest.json").read_text())
     status = train_main(
         [
@@ -179,7 +174,7 @@ def test_per_part_model_replaces_one_entry(tiny_models):
             "--run-dir",
             str(tiny_models / "elbow"),
             "--cache-dir",
-            str(tiny_models / "cache"),
+            str(_user_cache(tiny_models)),
             *TINY,
         ]
     )
@@ -199,8 +194,8 @@ def test_per_part_model_replaces_one_entry(tiny_models):
 
 
 def test_published_model_computes_in_float32_and_init_continues_it(tiny_models, xray_paths):
-    path = tiny_models / "models" / "bonefrac_resnet50.keras"
-    trained = json.loads((tiny_models / "models" / "manifest.json").read_text())["models"]["body_part"]
+    path = tiny_models / "run" / "models" / "bonefrac_resnet50.keras"
+    trained = json.loads((tiny_models / "run" / "models" / "manifest.json").read_text())["models"]["body_part"]
     assert trained["trained_with"]["config"]["precision"] == "mixed_bfloat16"
     published = keras.models.load_model(path, compile=False)
     layers = [*published.layers, *published.get_layer("resnet50").layers]
@@ -283,3 +278,42 @@ def test_training_cli_errors_are_one_line(args, tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and "Traceback" not in result.stderr
+
+
+def test_training_help_describes_every_option_and_its_default():
+    parser = build_parser()
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        formatter = command._get_formatter()
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings}: no help"
+            # The help as --help prints it: with "(default: ...)" or its own words for the default.
+            shown = formatter._expand_help(action) if action.help else ""
+            assert "default" in shown or action.required, f"{name} {action.option_strings}: no default shown"
+
+
+@pytest.mark.parametrize(
+    ("blocked", "package", "command"),
+    [("matplotlib", "matplotlib", ["all", "--limit", "8", "--epochs", "1"]), ("sklearn", "scikit-learn", ["evaluate"])],
+)
+def test_missing_train_extra_is_named_before_any_work(blocked, package, command, tmp_path):
+    """As after `make run` (no train extra): the package cannot be imported in that process."""
+    block = f"import sys; sys.modules[{blocked!r}] = None; from training.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = [*command, "--data", str(DATA_DIR), "--cache-dir", str(tmp_path / "cache")]
+    command += ["--models-dir", str(tmp_path / "m")]
+    if command[0] != "evaluate":
+        command += ["--run-dir", str(tmp_path / "run")]
+    result = subprocess.run(
+        [sys.executable, "-c", block, *command],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and package in lines[0]
+    assert 'pip install "bonefrac[train]"' in lines[0] and "make install-dev" in lines[0]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # nothing was done

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic import write_text_atomic
-from app.diagnosis.manifest import MIN_VALIDATION_AUROC, load_manifest
+from app.diagnosis.manifest import CHANCE_AUROC, load_manifest
 from app.diagnosis.model_card import largest_part_confusions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,16 +39,19 @@ def _region_errors(by_region: dict[str, dict], shown: int = 4) -> str:
     return f"- Largest body-part confusions on the test split, by the data's finer region: {listed}."
 
 
-def _windows(manifest) -> str:
-    """How the fracture heads see the image, when they were trained on crops."""
-    entry = manifest.entries["fracture_hand"]
-    if entry.window is None:
-        return ""
-    return (
-        f"- Fracture heads: trained on {entry.window} px crops of the image at {entry.input_size} px, around the "
-        "data's fracture boxes (positive) and away from them or on normal images (negative); the app cuts the "
-        f"{entry.input_size} px image into overlapping {entry.window} px windows and reports the most suspicious one."
-    )
+def _with_ci(figures: dict[str, Any], key: str, percent: bool = False) -> str:
+    """A figure and its 95% interval, e.g. "0.812 (0.74-0.87)"."""
+    interval = figures.get(f"{key}_ci")
+    if figures.get(key) is None or not interval:
+        return _fmt(figures.get(key), percent)
+    return f"{_fmt(figures.get(key), percent)} ({_fmt(interval[0], percent)}-{_fmt(interval[1], percent)})"
+
+
+def _pointing(entry) -> str:
+    game = entry.info.get("metrics", {}).get("pointing_game")
+    if not game or not game.get("images"):
+        return "n/a"
+    return f"{_with_ci(game, 'rate', True)} of {game['images']}"
 
 
 def _sources(trained: dict[str, Any]) -> str:
@@ -81,8 +84,7 @@ def render_card(models_dir: Path) -> str:
         f"{trained.get('duration_s', 0) / 60:.0f} min on "
         f"{machine.get('cpu', 'n/a')} ({machine.get('cores', '?')} cores), {trained.get('train_images')} train / "
         f"{trained.get('val_images')} validation images{_sources(trained)}.",
-        *filter(None, [_windows(manifest)]),
-        f"- Body part: accuracy {_fmt(part_metrics.get('accuracy'), True)}, Cohen's kappa "
+        f"- Body part: accuracy {_with_ci(part_metrics, 'accuracy', True)}, Cohen's kappa "
         f"{_fmt(part_metrics.get('cohen_kappa'))} on {part_metrics.get('images')} test images; images below "
         f"{part.min_confidence:.0%} confidence are refused as not supported "
         f"({_fmt(part_metrics.get('refused_below_min_confidence'), True)} of test images).",
@@ -93,9 +95,13 @@ def render_card(models_dir: Path) -> str:
         "images are refused before the model by a colourfulness and a contrast check.",
         *filter(None, [_region_errors(part_metrics.get("by_region", {}))]),
         "",
+        "Every figure in brackets is a 95% bootstrap interval, resampling whole groups (a patient, or a source "
+        "picture with its copies). *Map peak in box*: on fractured test images with boxes, the share whose "
+        "fracture map peaks inside a fracture box (pointing game).",
+        "",
         "| fracture model | test images (fractured) | AUROC | study AUROC | rule-out threshold: sensitivity / "
-        "specificity | rule-in threshold: sensitivity / specificity | AUROC per source |",
-        "|---|---|---|---|---|---|---|",
+        "specificity | rule-in threshold: sensitivity / specificity | AUROC per source | map peak in box |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in ("elbow", "hand", "shoulder"):
         entry = manifest.entries[f"fracture_{name}"]
@@ -106,15 +112,15 @@ def render_card(models_dir: Path) -> str:
             for source, figures in metrics.get("per_source", {}).items()
         )
         lines.append(
-            f"| {name} | {metrics.get('images')} ({metrics.get('fractured')}) | {_fmt(metrics.get('auroc'))} | "
-            f"{_fmt(metrics.get('study', {}).get('auroc'))} | "
-            f"{entry.thresholds.get('sensitive', 0):.2f}: {_fmt(out.get('sensitivity'), True)} / "
-            f"{_fmt(out.get('specificity'), True)} | "
-            f"{entry.thresholds.get('specific', 0):.2f}: {_fmt(rule_in.get('sensitivity'), True)} / "
-            f"{_fmt(rule_in.get('specificity'), True)} | {sources} |"
+            f"| {name} | {metrics.get('images')} ({metrics.get('fractured')}) | {_with_ci(metrics, 'auroc')} | "
+            f"{_with_ci(metrics.get('study', {}), 'auroc')} | "
+            f"{entry.thresholds.get('sensitive', 0):.2f}: {_with_ci(out, 'sensitivity', True)} / "
+            f"{_with_ci(out, 'specificity', True)} | "
+            f"{entry.thresholds.get('specific', 0):.2f}: {_with_ci(rule_in, 'sensitivity', True)} / "
+            f"{_with_ci(rule_in, 'specificity', True)} | {sources} | {_pointing(entry)} |"
         )
     withheld = [
-        f"{name} (validation AUROC {_fmt(entry.validation_auroc)})"
+        f"{name} (validation AUROC {_with_ci(entry.info.get('validation', {}), 'auroc')})"
         for name in ("elbow", "hand", "shoulder")
         if (entry := manifest.entries[f"fracture_{name}"]).verdicts_withheld
     ]
@@ -123,8 +129,9 @@ def render_card(models_dir: Path) -> str:
             "",
             f"**No verdicts from the {', '.join(withheld)} fracture model"
             f"{'s' if len(withheld) > 1 else ''}:** the app answers such images *not supported*, because a "
-            f"fracture model below {MIN_VALIDATION_AUROC:.2f} AUROC on the validation split shows no useful "
-            "skill (decided on validation, never on test). Its test figures above are what a verdict would have been.",
+            f"fracture model gives verdicts only when the 95% interval of its validation AUROC lies above chance "
+            f"({CHANCE_AUROC:.2f}); decided on validation, never on test. Its test figures above are what a "
+            "verdict would have been.",
         ]
     figures = manifest.raw.get("figures", [])
     if figures:

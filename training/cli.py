@@ -4,37 +4,81 @@ bonefrac-train all       --data ../shared/data/xray      # trunk + part + fractu
 bonefrac-train part      --data ...                      # body-part model alone
 bonefrac-train fracture  --part elbow --data ...         # one part's fracture model
 bonefrac-train evaluate  --data ...                      # re-measure the shipped models
+
+A training run publishes into <run-dir>/models unless told otherwise: replacing the shipped
+models is asked for by name (`--models-dir models`, as `make models` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
+import json
 import os
+import re
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
+import platformdirs
+
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xray"
-DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+# Shared by all runs: the cache is keyed by the image list, size and preprocessing version.
+DEFAULT_CACHE = platformdirs.user_cache_path("bonefrac") / "images"
+# Publishing and evaluating measure (scikit-learn) and draw (matplotlib): the `train` extra.
+TRAIN_EXTRA = {"scikit-learn": "sklearn", "matplotlib": "matplotlib"}
+INSTALL_HINT = 'pip install "bonefrac[train]" (or make install-dev)'
+EXIT_USAGE = 2
+# TensorFlow's C++ INFO lines at import (oneDNN, CPU features) and absl's preamble before them.
+_TF_INFO_LINE = re.compile(r"I\d{4} |WARNING: All log messages before absl::InitializeLog|To enable the following")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in --help; an option whose default is None or empty says what
+    that means in its own help text instead of '(default: None)'."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bonefrac-train", description="Train and evaluate bonefrac models.")
+    parser = argparse.ArgumentParser(
+        prog="bonefrac-train",
+        description="Train and evaluate bonefrac models.",
+        epilog="Publishing and evaluate need the train extra: " + INSTALL_HINT,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("all", "train the shared ResNet-50 trunk with the body-part and all fracture heads"),
         ("part", "train a body-part model with its own trunk"),
         ("fracture", "train one part's fracture model with its own trunk"),
     ):
-        command = commands.add_parser(name, help=help_text)
+        command = commands.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter)
         _add_common(command)
         command.add_argument("--input-size", type=int, default=96, help="model input side in pixels")
-        command.add_argument("--epochs", type=int, default=20)
-        command.add_argument("--batch-size", type=int, default=32)
-        command.add_argument("--learning-rate", type=float, default=1e-3)
-        command.add_argument("--patience", type=int, default=5, help="early stopping on validation loss")
-        command.add_argument("--max-minutes", type=float, default=0.0, help="stop before exceeding this budget")
-        command.add_argument("--init", default="none", help="none | imagenet | PATH to a .keras/.weights.h5 file")
-        command.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"))
+        command.add_argument("--epochs", type=int, default=20, help="train up to this many epochs in all")
+        command.add_argument("--batch-size", type=int, default=32, help="images per training step")
+        command.add_argument("--learning-rate", type=float, default=1e-3, help="peak AdamW learning rate")
+        command.add_argument(
+            "--patience", type=int, default=5, help="stop after this many epochs without a better validation loss"
+        )
+        command.add_argument(
+            "--max-minutes", type=float, default=0.0, help="stop before exceeding this budget (0: no budget)"
+        )
+        command.add_argument(
+            "--init", default="none", help="starting weights: none | imagenet | PATH to a .keras/.weights.h5 file"
+        )
+        command.add_argument(
+            "--strategy",
+            default="default",
+            choices=("default", "mirrored", "multiworker"),
+            help="tf.distribute strategy: several GPUs (mirrored) or machines (multiworker, reads TF_CONFIG)",
+        )
         command.add_argument(
             "--precision",
             default="float32",
@@ -45,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--sources",
             default="",
-            help="train and validate on these sources only, comma-separated (e.g. fracatlas,roboflow); default: all",
+            help="train and validate on these sources only, comma-separated (e.g. fracatlas,roboflow) (default: all)",
         )
         if name == "all":
             command.add_argument(
@@ -55,35 +99,147 @@ def build_parser() -> argparse.ArgumentParser:
                 help="train the fracture heads on --input-size crops, around the data's fracture boxes, of the "
                 "image at this size (e.g. 320); the app then finds the most suspicious window. 0: whole images",
             )
-        command.add_argument("--run-dir", type=Path, default=Path("runs") / name, help="checkpoints and logs")
-        command.add_argument("--no-publish", action="store_true", help="do not write into the models folder")
+        command.add_argument(
+            "--run-dir",
+            type=Path,
+            default=Path("runs") / name,
+            help="checkpoints, history.csv and events.log; rerunning with the same folder resumes",
+        )
+        command.add_argument(
+            "--models-dir",
+            type=Path,
+            default=None,
+            help="publish the model, manifest and figures here (default: <run-dir>/models); "
+            "'--models-dir models' replaces the shipped models",
+        )
+        command.add_argument(
+            "--no-publish", action="store_true", help="train only: measure and publish nothing (needs no train extra)"
+        )
         if name == "fracture":
-            command.add_argument("--part", required=True, choices=("elbow", "hand", "shoulder"))
-    evaluate = commands.add_parser("evaluate", help="measure the models in the models folder on the test split")
+            command.add_argument(
+                "--part", required=True, choices=("elbow", "hand", "shoulder"), help="the part's fracture model"
+            )
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure the models in the models folder on the test split",
+        description="Re-measure the models in --models-dir on the test split and rewrite their manifest.",
+        formatter_class=_HelpFormatter,
+    )
     _add_common(evaluate)
+    evaluate.add_argument(
+        "--models-dir", type=Path, default=SHIPPED_MODELS, help="the models to measure (their manifest is rewritten)"
+    )
     return parser
 
 
 def _add_common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--data", type=Path, default=DEFAULT_DATA, help="manifest CSV, MURA root or folder tree")
-    command.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS)
-    command.add_argument("--limit", type=int, default=0, help="use at most N images per split (smoke tests)")
-    command.add_argument("--cache-dir", type=Path, default=Path(".cache"), help="decoded-image cache")
-    command.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    command.add_argument("--limit", type=int, default=0, help="use at most N images per split (smoke tests; 0: all)")
+    command.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="decoded-image cache")
+    command.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes that decode images (the cache's first fill)"
+    )
+
+
+def missing_requirements(args: argparse.Namespace) -> list[str]:
+    """The packages this command will import and cannot: checked before any work, so a run
+    never fails after an epoch for want of a plotting library."""
+    if args.command != "evaluate" and args.no_publish:
+        return []  # training alone needs only the app's own dependencies
+    return [package for package, module in TRAIN_EXTRA.items() if importlib.util.find_spec(module) is None]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_requirements(args)
+    if missing:
+        print(f"error: bonefrac-train {args.command} needs {' and '.join(missing)}: {INSTALL_HINT}", file=sys.stderr)
+        return EXIT_USAGE
+    args.models_dir = models_dir(args)
+    if args.command != "evaluate" and not args.no_publish and _same_folder(args.models_dir, SHIPPED_MODELS):
+        print(f"publishing over the shipped models in {args.models_dir} (asked for with --models-dir)")
+    # TensorFlow's C++ INFO lines are noise: the image-reading processes inherit this setting;
+    # in this process it comes too late for those printed at import (filtered there).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    _import_tensorflow_quietly()
+    # Our tf.data pipelines shuffle themselves; Keras warns because fit()'s shuffle defaults to True.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed", category=UserWarning)
     try:
         from training.pipeline import run_command
 
-        return run_command(args)
+        status = run_command(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: resume with the same command (checkpoints are kept)", file=sys.stderr)
         return 130
+    if status == 0:
+        print("\n".join(summary_lines(args)))
+    return status
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow without the INFO lines it prints at import (oneDNN, twice): TensorFlow
+    honours TF_CPP_MIN_LOG_LEVEL for them only when it was set before the process started.
+    Everything else written to stderr meanwhile (warnings, errors) is passed on."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _TF_INFO_LINE.match(line):
+                    sys.stderr.write(line)
+
+
+def models_dir(args: argparse.Namespace) -> Path:
+    """Where a run publishes: its own folder unless --models-dir names another (models/ only then)."""
+    return args.run_dir / "models" if args.models_dir is None else args.models_dir
+
+
+def _same_folder(first: Path, second: Path) -> bool:
+    return first.resolve() == second.resolve()
+
+
+def summary_lines(args: argparse.Namespace) -> list[str]:
+    """What a run ends with: its best epoch and, once measured, the validation figures
+    (what runs are compared on; the test figures are in the manifest and the card)."""
+    lines = []
+    if args.command != "evaluate":
+        lines.append(_best_epoch(args.run_dir / "history.csv"))
+        if args.no_publish:
+            return lines
+    manifest = json.loads((args.models_dir / "manifest.json").read_text(encoding="utf-8"))
+    lines.append(f"validation figures of model {manifest['model_version']} ({args.models_dir / 'manifest.json'}):")
+    for name, entry in manifest["models"].items():
+        validation = entry.get("validation") or {}
+        if name == "body_part":
+            figure = f"accuracy {_figure(validation.get('accuracy'))}"
+        else:
+            figure = f"AUROC {_figure(validation.get('auroc'))}"
+        lines.append(f"  {name}: {figure} on {validation.get('images', '?')} images")
+    return lines
+
+
+def _figure(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.3f}"
+
+
+def _best_epoch(history: Path) -> str:
+    with history.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("val_loss")]
+    if not rows:
+        return "no epoch finished"
+    best = min(range(len(rows)), key=lambda i: float(rows[i]["val_loss"]))
+    return f"best epoch {best + 1} of {len(rows)}: validation loss {float(rows[best]['val_loss']):.4f}"
 
 
 if __name__ == "__main__":

@@ -67,16 +67,25 @@ def training_curves_png(stages: list[tuple[str, Path]], path: Path) -> None:
     if not rows:
         return
     epochs = np.arange(1, len(rows) + 1)
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
-    for axis, key in zip(axes, ("part_loss", "fracture_loss")):
-        axis.plot(epochs, [float(r[key]) for r in rows], label="train")
-        axis.plot(epochs, [float(r[f"val_{key}"]) for r in rows], label="validation")
-        axis.set(xlabel="epoch", ylabel=key.replace("_", " "), title=key.replace("_", " "), yscale="log")
+    # Stages may differ in their losses: a body-part loss before 2026-11-29, a region loss since,
+    # and a fracture-map loss only for models that have the map.
+    panels = [("body part loss", ("region_loss", "part_loss")), ("fracture loss", ("fracture_loss",))]
+    if any("fracture_map_loss" in r for r in rows):
+        panels.append(("fracture map loss", ("fracture_map_loss",)))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), dpi=100)
+    for axis, (title, keys) in zip(axes, panels):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            axis.plot(epochs, [_first_value(r, [prefix + k for k in keys]) for r in rows], label=label)
+        axis.set(xlabel="epoch", ylabel=title, title=title, yscale="log")
         for start, label in starts:
             axis.axvline(start + 0.5, color="grey", linestyle=":")
             axis.annotate(label, (start + 0.7, 0.97), xycoords=("data", "axes fraction"), va="top", fontsize=8)
         axis.legend(loc="best")
     _save(figure, path)
+
+
+def _first_value(row: dict[str, str], keys: list[str]) -> float:
+    return next((float(row[k]) for k in keys if row.get(k)), float("nan"))
 
 
 def _save(figure: plt.Figure, path: Path) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score, roc_curve
 
+BOOTSTRAP_REPLICATES = 1000
 SENSITIVE_TARGET = 0.90  # the rule-out point: at most 1 fracture in 10 called normal
 SPECIFIC_TARGET = 0.90  # the rule-in point: at most 1 normal in 10 called fractured
 
@@ -22,7 +25,50 @@ def rounded_auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return _round(auroc(labels, scores))
 
 
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+def bootstrap_ci(
+    statistic: Callable[..., float | None],
+    groups: Sequence[str],
+    *arrays: np.ndarray,
+    replicates: int = BOOTSTRAP_REPLICATES,
+    seed: int = 0,
+) -> list[float] | None:
+    """95% percentile interval of `statistic(*arrays)`, resampling whole groups (a patient, or a
+    picture and its copies) with replacement, since images of one group are not independent.
+    None when fewer than half the replicates give a value (e.g. one class almost absent)."""
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for index, group in enumerate(groups):
+        by_group[group].append(index)
+    members = [np.array(indices) for indices in by_group.values()]
+    if len(members) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(replicates):
+        chosen = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        value = statistic(*(array[chosen] for array in arrays))
+        if value is not None:
+            values.append(value)
+    if len(values) < replicates / 2:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def auroc_ci(labels: np.ndarray, scores: np.ndarray, groups: Sequence[str]) -> list[float] | None:
+    return bootstrap_ci(auroc, groups, labels, scores)
+
+
+def _rate(labels: np.ndarray, predicted: np.ndarray, positive: int) -> float | None:
+    """Sensitivity (positive=1) or specificity (positive=0) of 0/1 calls."""
+    rows = labels == positive
+    return float((predicted[rows] == positive).mean()) if rows.any() else None
+
+
+def binary_metrics(
+    labels: np.ndarray, scores: np.ndarray, threshold: float, groups: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Figures of the calls `score >= threshold`; with `groups`, 95% intervals of sensitivity,
+    specificity and accuracy too."""
     if len(labels) == 0:
         return {"threshold": round(float(threshold), 4)}
     predicted = (scores >= threshold).astype(int)
@@ -32,7 +78,15 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
     precision = tp / (tp + fp) if tp + fp else None
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
     kappa = cohen_kappa_score(labels, predicted) if len(set(labels.tolist()) | set(predicted.tolist())) > 1 else None
+    intervals = {}
+    if groups is not None:
+        intervals = {
+            "sensitivity_ci": bootstrap_ci(lambda y, p: _rate(y, p, 1), groups, labels, predicted),
+            "specificity_ci": bootstrap_ci(lambda y, p: _rate(y, p, 0), groups, labels, predicted),
+            "accuracy_ci": bootstrap_ci(lambda y, p: float((y == p).mean()), groups, labels, predicted),
+        }
     return {
+        **intervals,
         "threshold": round(float(threshold), 4),
         "accuracy": _round((tp + tn) / len(labels)),
         "sensitivity": _round(sensitivity),
@@ -91,12 +145,14 @@ def source_masks(sources: list[str]) -> dict[str, np.ndarray]:
     return {source: np.array([s == source for s in sources]) for source in sorted(set(sources))}
 
 
-def validation_figures(labels: np.ndarray, scores: np.ndarray, sources: list[str]) -> dict:
-    """What runs are compared on (never the test split): AUROC overall and per source, since a
-    model that separates the sources rather than the fractures shows up as a gap between them."""
+def validation_figures(labels: np.ndarray, scores: np.ndarray, sources: list[str], groups: list[str]) -> dict:
+    """What runs are compared on (never the test split): AUROC with its 95% interval, overall
+    and per source, since a model that separates the sources rather than the fractures shows
+    up as a gap between them."""
     return {
         "images": len(labels),
         "auroc": rounded_auroc(labels, scores),
+        "auroc_ci": auroc_ci(labels, scores, groups),
         "auroc_per_source": {
             source: rounded_auroc(labels[mask], scores[mask]) for source, mask in source_masks(sources).items()
         },
@@ -114,32 +170,59 @@ def fracture_report(
             "images": int(mask.sum()),
             "fractured": int(labels[mask].sum()),
             "auroc": rounded_auroc(labels[mask], scores[mask]),
+            "auroc_ci": auroc_ci(labels[mask], scores[mask], [g for g, m in zip(groups, mask) if m]),
             "at_sensitive": binary_metrics(labels[mask], scores[mask], thresholds["sensitive"]),
         }
+    studies = [str(i) for i in range(len(study_labels))]  # each study resamples as a whole
     return {
         "images": len(labels),
         "fractured": int(labels.sum()),
         "auroc": rounded_auroc(labels, scores),
-        "at_sensitive": binary_metrics(labels, scores, thresholds["sensitive"]),
-        "at_specific": binary_metrics(labels, scores, thresholds["specific"]),
+        "auroc_ci": auroc_ci(labels, scores, groups),
+        "at_sensitive": binary_metrics(labels, scores, thresholds["sensitive"], groups),
+        "at_specific": binary_metrics(labels, scores, thresholds["specific"], groups),
         "verdicts": verdict_counts(scores, thresholds),
         "study": {
             "studies": len(study_labels),
             "auroc": rounded_auroc(study_labels, study_scores),
-            "at_sensitive": binary_metrics(study_labels, study_scores, thresholds["sensitive"]),
-            "at_specific": binary_metrics(study_labels, study_scores, thresholds["specific"]),
+            "auroc_ci": auroc_ci(study_labels, study_scores, studies),
+            "at_sensitive": binary_metrics(study_labels, study_scores, thresholds["sensitive"], studies),
+            "at_specific": binary_metrics(study_labels, study_scores, thresholds["specific"], studies),
         },
         "per_source": per_source,
     }
 
 
-def part_report(true_parts: list[str], probabilities: np.ndarray, class_names: tuple[str, ...]) -> dict:
+def pointing_game(
+    maps: np.ndarray, boxes: list[list[tuple[float, float, float, float]]], groups: list[str]
+) -> dict[str, Any]:
+    """Localisation on fractured images with boxes: the share whose map peaks (the centre of the
+    most suspicious cell) inside a fracture box. `maps` (N, G, G); boxes (left, top, right,
+    bottom) relative to the same square the map covers."""
+    hits = []
+    for cells, image_boxes in zip(maps, boxes):
+        row, column = np.unravel_index(int(np.argmax(cells)), cells.shape)
+        y, x = (row + 0.5) / cells.shape[0], (column + 0.5) / cells.shape[1]
+        hits.append(any(left <= x <= right and top <= y <= bottom for left, top, right, bottom in image_boxes))
+    hit = np.array(hits, dtype=float)
+    return {
+        "images": len(hits),
+        "hits": int(hit.sum()),
+        "rate": _round(float(hit.mean())) if hits else None,
+        "rate_ci": bootstrap_ci(lambda h: float(h.mean()), groups, hit) if hits else None,
+    }
+
+
+def part_report(
+    true_parts: list[str], probabilities: np.ndarray, class_names: tuple[str, ...], groups: list[str]
+) -> dict:
     true_index = np.array([class_names.index(p) for p in true_parts])
     predicted = probabilities.argmax(axis=1)
     matrix = confusion_matrix(true_index, predicted, labels=list(range(len(class_names))))
     return {
         "images": len(true_index),
         "accuracy": _round(float((predicted == true_index).mean())),
+        "accuracy_ci": bootstrap_ci(lambda t, p: float((t == p).mean()), groups, true_index, predicted),
         "cohen_kappa": _round(float(cohen_kappa_score(true_index, predicted))),
         "confusion_matrix": {"rows_true_columns_predicted": list(class_names), "counts": matrix.tolist()},
     }

@@ -1,15 +1,17 @@
-"""The multi-task ResNet-50: one trunk, a body-part head and fracture heads.
+"""The multi-task ResNet-50: one trunk, a body-region head and a dense fracture map.
 
-Input: (size, size, 1) grayscale in [0, 1], the output of `app.xray.to_model_input` (with
-fracture windows, training/crops.py, crops of a larger image are that size too).
-Scaling to what ResNet-50 expects lives inside the model, so a model file is
-self-contained. Both heads sit on global-average-pooled features with a single
-linear layer, so the class activation map (CAM) of any head is exact.
+Input: (size, size, 1) grayscale in [0, 1], the output of `app.xray.to_model_input`; the
+size is a multiple of 32 (ResNet-50's stride). Scaling to what ResNet-50 expects lives
+inside the model, so a model file is self-contained.
 
 Outputs (by name):
-  features  the last convolutional feature map, for the heatmap
-  part      softmax over PART_NAMES
-  fracture  sigmoid per FRACTURE_HEADS column (elbow, hand, shoulder, any)
+  region        softmax over REGION_NAMES, the data's finer anatomy (wrist, forearm, ...)
+  part          the region probabilities summed into PART_NAMES (what the app routes on)
+  fracture_map  sigmoid per cell of the stride-16 feature grid and FRACTURE_HEADS column:
+                the probability that this cell holds a fracture (trained with the data's
+                fracture boxes; Li et al., CVPR 2018)
+  fracture      sigmoid per FRACTURE_HEADS column: the map's cells pooled by log-sum-exp,
+                trained end to end with the image label (multiple-instance learning)
 """
 
 from __future__ import annotations
@@ -17,40 +19,96 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
 PART_NAMES = ("elbow", "hand", "shoulder", "other")
 SUPPORTED_PARTS = ("elbow", "hand", "shoulder")
+# The manifest's `region` column. Learning wrist apart from hand and humerus apart from
+# shoulder is what keeps neighbouring anatomy out of the supported parts.
+REGION_NAMES = ("elbow", "hand", "finger", "shoulder", "wrist", "forearm", "humerus", "leg", "hip", "mixed")
+PART_OF_REGION = {"elbow": "elbow", "hand": "hand", "finger": "hand", "shoulder": "shoulder"}
 # The "any" head learns fracture from every image, including those of unknown part;
 # it trains the trunk on fracture features and is not used to route.
 FRACTURE_HEADS = (*SUPPORTED_PARTS, "any")
+MAP_STRIDE = 16
+# Log-sum-exp sharpness: between the mean of the cells (0) and their maximum (infinity).
+# At 5 one clearly suspicious cell carries the image, as a fracture is a small finding.
+LSE_SHARPNESS = 5.0
 
 # keras.applications.resnet50 "caffe" preprocessing: BGR channel means on a 0..255 scale.
 _IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
+def part_of_region(region: str) -> str:
+    return PART_OF_REGION.get(region, "other")
+
+
+@keras.saving.register_keras_serializable(package="bonefrac")
+class LogSumExpPool(layers.Layer):
+    """(N, H, W, C) cell logits -> (N, C) image logits: (1/r) log(mean(exp(r * z)))."""
+
+    def __init__(self, sharpness: float = LSE_SHARPNESS, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sharpness = sharpness
+
+    def call(self, logits):
+        flat = ops.reshape(logits, (ops.shape(logits)[0], -1, ops.shape(logits)[-1]))
+        cells = ops.cast(ops.shape(flat)[1], flat.dtype)
+        return (ops.logsumexp(self.sharpness * flat, axis=1) - ops.log(cells)) / self.sharpness
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "sharpness": self.sharpness}
+
+
+def region_to_part_matrix() -> np.ndarray:
+    matrix = np.zeros((len(REGION_NAMES), len(PART_NAMES)), dtype=np.float32)
+    for row, region in enumerate(REGION_NAMES):
+        matrix[row, PART_NAMES.index(part_of_region(region))] = 1.0
+    return matrix
+
+
 def build_model(input_size: int, init: str = "none", dropout: float = 0.3) -> keras.Model:
     """`init`: "none" (random), "imagenet" (Keras downloads the weights), or a path to a
     .keras / .weights.h5 file whose ResNet-50 trunk weights are copied in."""
+    if input_size % 32:
+        raise ValueError(f"--input-size {input_size}: must be a multiple of 32 (ResNet-50's stride)")
     inputs = keras.Input((input_size, input_size, 1), name="xray")
     x = layers.Rescaling(255.0, name="to_0_255")(inputs)
     x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
     x = layers.Normalization(mean=_IMAGENET_BGR_MEAN, variance=(1.0, 1.0, 1.0), name="imagenet_mean")(x)
-    trunk = keras.applications.ResNet50(
+    resnet = keras.applications.ResNet50(
         include_top=False,
         weights="imagenet" if init == "imagenet" else None,
         input_shape=(input_size, input_size, 3),
+        name="resnet50_base",
     )
-    trunk.name = "resnet50"
-    features = trunk(x)
-    features = layers.Identity(name="features")(features)
-    pooled = layers.GlobalAveragePooling2D(name="pool")(features)
+    # The same layers, also giving the stride-16 stage: the map needs its finer grid.
+    trunk = keras.Model(resnet.input, [resnet.get_layer("conv4_block6_out").output, resnet.output], name="resnet50")
+    stage4, stage5 = trunk(x)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(stage5)
     pooled = layers.Dropout(dropout, name="dropout")(pooled)
     # Heads compute in float32 even under mixed precision: probabilities near 0 or 1 need
     # more than bfloat16's 8 bits, and so do the losses on them.
-    part = layers.Dense(len(PART_NAMES), activation="softmax", name="part", dtype="float32")(pooled)
-    fracture = layers.Dense(len(FRACTURE_HEADS), activation="sigmoid", name="fracture", dtype="float32")(pooled)
-    model = keras.Model(inputs, {"features": features, "part": part, "fracture": fracture}, name="bonefrac")
+    region = layers.Dense(len(REGION_NAMES), activation="softmax", name="region", dtype="float32")(pooled)
+    part = layers.Dense(len(PART_NAMES), use_bias=False, trainable=False, name="part", dtype="float32")
+    part_probabilities = part(region)
+    part.set_weights([region_to_part_matrix()])
+
+    # Fracture map: stage 5's context brought up to stage 4's grid, two 1x1 convolutions.
+    context = layers.UpSampling2D(2, interpolation="bilinear", name="stage5_up")(stage5)
+    grid = layers.Concatenate(name="map_features")([stage4, context])
+    grid = layers.Dropout(dropout / 2, name="map_dropout")(grid)
+    grid = layers.Conv2D(128, 1, activation="relu", name="map_hidden")(grid)
+    logits = layers.Conv2D(len(FRACTURE_HEADS), 1, name="map_logits", dtype="float32")(grid)
+    fracture_map = layers.Activation("sigmoid", name="fracture_map", dtype="float32")(logits)
+    image_logits = LogSumExpPool(name="lse_pool", dtype="float32")(logits)
+    fracture = layers.Activation("sigmoid", name="fracture", dtype="float32")(image_logits)
+    model = keras.Model(
+        inputs,
+        {"region": region, "part": part_probabilities, "fracture_map": fracture_map, "fracture": fracture},
+        name="bonefrac",
+    )
     if init not in ("none", "imagenet"):
         load_init_weights(model, Path(init))
     return model
@@ -65,8 +123,12 @@ def load_init_weights(model: keras.Model, path: Path) -> None:
         model.get_layer("resnet50").load_weights(path)
         return
     source = keras.models.load_model(path, compile=False)
+    # The trunk's weights in layer order; earlier models nest the plain ResNet-50 under the same name.
     model.get_layer("resnet50").set_weights(source.get_layer("resnet50").get_weights())
-    for head in ("part", "fracture"):
+    source_layers = {layer.name for layer in source.layers}
+    for head in ("region", "map_hidden", "map_logits"):
+        if head not in source_layers:
+            continue
         weights = source.get_layer(head).get_weights()
         if [w.shape for w in weights] == [w.shape for w in model.get_layer(head).get_weights()]:
             model.get_layer(head).set_weights(weights)

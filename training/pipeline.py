@@ -59,27 +59,11 @@ def run_command(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         precision=resolve_precision(args.precision),
         sources=sources,
-        fracture_canvas=getattr(args, "fracture_canvas", 0),
     )
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = training_log(run_dir)
     log.info("start %s: data %s, %d images; config %s", config.task, args.data, len(samples), config)
-    if config.fracture_canvas:
-        if config.task != "all":
-            raise ValueError("--fracture-canvas trains the shared trunk: use it with 'bonefrac-train all'")
-        if config.fracture_canvas <= config.input_size or config.fracture_canvas % 32 or config.input_size % 32:
-            # Sizes ResNet-50's 32 px stride divides evenly; crops must be smaller than the canvas.
-            raise ValueError(
-                f"--fracture-canvas {config.fracture_canvas} must be larger than --input-size {config.input_size}, "
-                "and both multiples of 32"
-            )
-        # Crops need fracture boxes; images without a body part (no boxes either) are left out.
-        samples = [s for s in samples if s.part in PART_NAMES]
-        if not any(s.boxes for s in samples if s.split == "train"):
-            raise ValueError(
-                f"--fracture-canvas needs fracture boxes (the manifest's boxes column); {args.data} has none"
-            )
     split_samples = {split: select(samples, split, config.task, config.part, args.limit) for split in ("train", "val")}
     for split, chosen in split_samples.items():
         if not chosen:
@@ -88,14 +72,7 @@ def run_command(args: argparse.Namespace) -> int:
     for split, chosen in split_samples.items():
         pixels[split], split_samples[split] = load_pixels(chosen, config.input_size, args.cache_dir, args.workers)
         log.info("%s: %d images", split, len(split_samples[split]))
-    canvases = None
-    if config.fracture_canvas:
-        canvases = tuple(
-            _aligned_pixels(split_samples[split], config.fracture_canvas, args) for split in ("train", "val")
-        )
-    model, record = train(
-        pixels["train"], split_samples["train"], pixels["val"], split_samples["val"], config, run_dir, canvases
-    )
+    model, record = train(pixels["train"], split_samples["train"], pixels["val"], split_samples["val"], config, run_dir)
     log.info(
         "trained: %d epochs in %.0f s; best checkpoint %s",
         record["epochs_run"],
@@ -110,14 +87,6 @@ def run_command(args: argparse.Namespace) -> int:
     publish(model, record, samples, args)
     log.info("published into %s", args.models_dir)
     return 0
-
-
-def _aligned_pixels(samples: list[Sample], size: int, args: argparse.Namespace):
-    """The same images at another size, row for row (the reader refuses the same files at any size)."""
-    pixels, kept = load_pixels(samples, size, args.cache_dir, args.workers)
-    if kept != samples:
-        raise ValueError(f"the images at {size} px do not match those at the input size")
-    return pixels
 
 
 def training_log(run_dir: Path) -> logging.Logger:

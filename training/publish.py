@@ -16,11 +16,10 @@ from typing import Any
 
 import keras
 import numpy as np
-from tqdm import tqdm
 
 from app.diagnosis.manifest import MANIFEST_NAME, MODEL_NAMES, load_manifest, sha256_of, write_manifest
-from app.diagnosis.window import most_suspicious_window, window_crops
 from app.machine import describe_machine
+from app.xray.preprocess import PREPROCESSING_VERSION
 from training import figures
 from training.card import REPO, update_readme
 from training.data import Sample, deterministic_subset, load_pixels
@@ -30,9 +29,11 @@ from training.metrics import (
     operating_thresholds,
     part_by_region,
     part_report,
+    pointing_game,
     validation_figures,
 )
 from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
+from training.targets import square_boxes
 
 NOTICE = "Decision support, not a diagnosis."
 
@@ -82,7 +83,8 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
     stages = record["stages"]
     trained_with = {
         "file": file_name,
-        "architecture": "keras.applications.ResNet50, multi-task heads (body part softmax, fracture sigmoid)",
+        "architecture": "keras.applications.ResNet50; body-region softmax summed into parts; fracture map on the "
+        "stride-16 grid, trained with the data's fracture boxes and pooled by log-sum-exp into the image probability",
         # Over every stage (a run started from another run's checkpoint continues it).
         "init": stages[0]["init"],
         "input_size": config["input_size"],
@@ -95,20 +97,17 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
         "config": config,
         "data": data_card(samples, args.data),
     }
-    canvas = config.get("fracture_canvas") or 0
     for name in entries_for(config["task"], config["part"]):
         output, index = ("part", None) if name == "body_part" else ("fracture", FRACTURE_HEADS.index(name[9:]))
         raw["models"][name] = {
             "file": file_name,
             "sha256": digest,
-            "input_size": canvas if canvas and output == "fracture" else config["input_size"],
+            "input_size": config["input_size"],
             "output": output,
             "output_index": index,
             "class_names": list(PART_NAMES) if output == "part" else ["normal", "fractured"],
             "trained_with": trained_with,
         }
-        if canvas and output == "fracture":
-            raw["models"][name]["window"] = config["input_size"]  # trained on crops of this side
     # A stage that continued another run's checkpoint: that run's history comes first.
     histories = [
         *((f"{stage['input_size']} px", Path(stage["init"]).parent / "history.csv") for stage in stages[1:]),
@@ -153,13 +152,15 @@ def measure(
             val_parts = [val["samples"][i].part for i in known_val]
             test_parts = [test["samples"][i].part for i in known_test]
             entry["min_confidence"] = min_confidence_for_accuracy(val_parts, val["part"][known_val], PART_NAMES)
+            val_report = part_report(val_parts, val["part"][known_val], PART_NAMES, _groups(val, known_val))
             entry["validation"] = {
                 "images": len(known_val),
-                "accuracy": part_report(val_parts, val["part"][known_val], PART_NAMES)["accuracy"],
+                "accuracy": val_report["accuracy"],
+                "accuracy_ci": val_report["accuracy_ci"],
             }
             entry["metrics"] = {
                 "split": "test",
-                **part_report(test_parts, test["part"][known_test], PART_NAMES),
+                **part_report(test_parts, test["part"][known_test], PART_NAMES, _groups(test, known_test)),
                 "refused_below_min_confidence": _refused_share(test["part"][known_test], entry["min_confidence"]),
                 "scope": scope_report(test_parts, test["part"][known_test], entry["min_confidence"]),
             }
@@ -176,21 +177,24 @@ def measure(
         test_rows = [i for i, s in enumerate(test["samples"]) if s.part == part]
         val_labels = np.array([val["samples"][i].fractured for i in val_rows])
         test_labels = np.array([test["samples"][i].fractured for i in test_rows])
-        scores = "window" if entry.get("window") else "fracture"
-        val_scores, test_scores = val[scores][val_rows, index], test[scores][test_rows, index]
+        val_scores, test_scores = val["fracture"][val_rows, index], test["fracture"][test_rows, index]
         entry["thresholds"] = operating_thresholds(val_labels, val_scores)
         # Validation figures are what runs may be compared on; the test split is never used for choices.
-        entry["validation"] = validation_figures(val_labels, val_scores, [val["samples"][i].source for i in val_rows])
+        entry["validation"] = validation_figures(
+            val_labels, val_scores, [val["samples"][i].source for i in val_rows], _groups(val, val_rows)
+        )
         entry["metrics"] = {
             "split": "test",
             **fracture_report(
                 test_labels,
                 test_scores,
                 entry["thresholds"],
-                groups=[test["samples"][i].group for i in test_rows],
+                groups=_groups(test, test_rows),
                 sources=[test["samples"][i].source for i in test_rows],
             ),
         }
+        if "fracture_map" in test:
+            entry["metrics"]["pointing_game"] = _pointing_game(test, test_rows, index)
         roc_curves[part] = (test_labels, test_scores)
         verdict_matrices[part] = verdict_matrix(test_labels, test_scores, entry["thresholds"])
     figures.roc_png(roc_curves, figures_dir / "fracture_roc.png")
@@ -198,6 +202,7 @@ def measure(
     if histories and all(history.is_file() for _, history in histories):
         figures.training_curves_png(histories, figures_dir / "training_curves.png")
     raw["figures"] = sorted(str(p.relative_to(models_dir)) for p in figures_dir.glob("*.png"))
+    raw["preprocessing_version"] = PREPROCESSING_VERSION  # the app refuses models prepared otherwise
     raw["notice"] = NOTICE
     raw["measured_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     raw["measured_on"] = describe_machine()
@@ -211,44 +216,34 @@ def measure(
 def _predict_all(
     models_dir: Path, raw: dict[str, Any], samples: list[Sample], args: argparse.Namespace
 ) -> dict[tuple[str, int, str], dict[str, Any]]:
-    """Run each distinct (model file, input size) once over the val and test images. A fracture
-    entry trained on crops is scored as the app scores it: its elbow/hand/shoulder images at
-    `input_size`, cut into windows (app.diagnosis.window), the most suspicious one counting."""
+    """Run each distinct (model file, input size) once over the val and test images."""
     results: dict[tuple[str, int, str], dict[str, Any]] = {}
-    windows: dict[tuple[str, int], int | None] = {}
-    for name in MODEL_NAMES:
-        entry = raw["models"][name]
-        key = (entry["file"], entry["input_size"])
-        windows[key] = windows.get(key) or entry.get("window")
+    passes = {(raw["models"][name]["file"], raw["models"][name]["input_size"]) for name in MODEL_NAMES}
     models: dict[str, keras.Model] = {}
-    for (file_name, size), window in windows.items():
+    for file_name, size in sorted(passes):
         if file_name not in models:
             models[file_name] = keras.models.load_model(models_dir / file_name, compile=False)
-        parts = SUPPORTED_PARTS if window else PART_NAMES
         for split in ("val", "test"):
-            chosen = deterministic_subset([s for s in samples if s.split == split and s.part in parts], args.limit)
+            chosen = deterministic_subset([s for s in samples if s.split == split and s.part in PART_NAMES], args.limit)
             pixels, kept = load_pixels(chosen, size, args.cache_dir, args.workers)
             inputs = pixels[..., np.newaxis].astype(np.float32) / 255.0
-            if window:
-                scores = window_scores(models[file_name], inputs, window, f"windows at {size} px, {split}")
-                results[(file_name, size, split)] = {"samples": kept, "window": scores}
-                continue
             predicted = models[file_name].predict(inputs, batch_size=64, verbose=1)
-            results[(file_name, size, split)] = {
-                "samples": kept,
-                "part": np.asarray(predicted["part"]),
-                "fracture": np.asarray(predicted["fracture"]),
-            }
+            results[(file_name, size, split)] = {"samples": kept, **{k: np.asarray(v) for k, v in predicted.items()}}
     return results
 
 
-def window_scores(model: keras.Model, images: np.ndarray, window: int, description: str = "windows") -> np.ndarray:
-    """(N, heads): for each (canvas, canvas, 1) image, every fracture head's most suspicious window."""
-    scores = []
-    for image in tqdm(images, desc=description):
-        probabilities = np.asarray(model.predict_on_batch(window_crops(image, window))["fracture"])
-        scores.append([most_suspicious_window(probabilities[:, head]) for head in range(probabilities.shape[1])])
-    return np.array(scores)
+def _groups(outputs: dict[str, Any], rows: list[int]) -> list[str]:
+    return [outputs["samples"][i].group for i in rows]
+
+
+def _pointing_game(outputs: dict[str, Any], rows: list[int], index: int) -> dict[str, Any]:
+    """Does the map peak inside a fracture box, on the fractured images that have boxes."""
+    boxed = [i for i in rows if outputs["samples"][i].fractured and outputs["samples"][i].boxes]
+    return pointing_game(
+        outputs["fracture_map"][boxed, :, :, index],
+        [square_boxes(outputs["samples"][i]) for i in boxed],
+        _groups(outputs, boxed),
+    )
 
 
 def verdict_matrix(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,10 +14,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.crops import EpochCrops, WindowData
+from app.atomic import write_text_atomic
 from training.data import Sample
-from training.model import FRACTURE_HEADS, as_float32, build_model
-from training.targets import fracture_targets, masked_fracture_loss, part_targets, weighted_part_loss
+from training.model import FRACTURE_HEADS, MAP_STRIDE, as_float32, build_model
+from training.targets import (
+    box_masks,
+    cells_known,
+    fracture_map_loss,
+    fracture_targets,
+    masked_fracture_loss,
+    region_targets,
+    weighted_region_loss,
+)
 
 
 @dataclass
@@ -35,9 +44,7 @@ class TrainConfig:
     strategy: str = "default"  # default | mirrored | multiworker
     precision: str = "float32"  # float32 | mixed_bfloat16 (see resolve_precision)
     sources: tuple[str, ...] = ()  # empty = every source in the data
-    # 0: fracture heads learn from the whole image at input_size. N: from input_size crops of
-    # an N px canvas around the data's fracture boxes (training/crops.py).
-    fracture_canvas: int = 0
+    map_loss_weight: float = 1.0  # the box-supervised fracture map's loss, beside the image losses
 
 
 def resolve_precision(choice: str) -> str:
@@ -68,7 +75,7 @@ class WallClock(keras.callbacks.Callback):
         return self.before + time.monotonic() - self.started
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.path.write_text(json.dumps({"seconds": round(self.seconds, 1)}))
+        write_text_atomic(self.path, json.dumps({"seconds": round(self.seconds, 1)}))
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -93,11 +100,17 @@ class TimeBudget(keras.callbacks.Callback):
 def _best_val_loss_so_far(run_dir: Path) -> float | None:
     """On resume, the best checkpoint on disk must only be replaced by a better one."""
     history = run_dir / "history.csv"
-    if not (history.is_file() and (run_dir / "best.keras").is_file()):
+    if not (history.is_file() and (run_dir / BEST_WEIGHTS).is_file()):
         return None
     with history.open(newline="") as handle:
         losses = [float(row["val_loss"]) for row in csv.DictReader(handle) if row.get("val_loss")]
     return min(losses) if losses else None
+
+
+# The best epoch's weights (no optimizer state: resuming uses backup/), and the inference
+# model written from them at the end of a run, which `--init` and publishing read.
+BEST_WEIGHTS = "best.weights.h5"
+BEST_MODEL = "best.keras"
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -108,40 +121,61 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def augmenter(seed: int) -> keras.Sequential:
-    # Radiographs come mirrored, slightly rotated, zoomed and differently exposed.
+def geometric_augmenter(seed: int) -> keras.Sequential:
+    """Moves pixels: applied to the image and its box mask together, so the boxes follow."""
+    # Radiographs come mirrored, slightly rotated, zoomed and shifted.
     return keras.Sequential(
         [
             keras.layers.RandomFlip("horizontal", seed=seed),
             keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed),
             keras.layers.RandomZoom((-0.15, 0.15), fill_mode="constant", seed=seed),
             keras.layers.RandomTranslation(0.06, 0.06, fill_mode="constant", seed=seed),
+        ],
+        name="augment_geometry",
+    )
+
+
+def exposure_augmenter(seed: int) -> keras.Sequential:
+    """Changes grey levels only: applied to the image, never to the mask."""
+    return keras.Sequential(
+        [
             keras.layers.RandomContrast(0.25, seed=seed),
             keras.layers.RandomBrightness(0.15, value_range=(0.0, 1.0), seed=seed),
         ],
-        name="augment",
+        name="augment_exposure",
     )
 
 
 def make_dataset(pixels: np.ndarray, samples: list[Sample], config: TrainConfig, training: bool) -> tf.data.Dataset:
+    """Batches of (image, targets); the map targets come from the box mask after augmentation."""
     heads = FRACTURE_HEADS if config.task == "all" else ((config.part,) if config.task == "fracture" else ())
-    targets = {
-        "part": part_targets(samples, train_parts=config.task in ("all", "part")),
-        "fracture": fracture_targets(samples, heads=heads),
-    }
-    dataset = tf.data.Dataset.from_tensor_slices((pixels, targets))
+    fracture = fracture_targets(samples, heads=heads)
+    # Per image and head, the weight of its cells: the fracture weight where every cell is known.
+    cell_weights = fracture[:, len(FRACTURE_HEADS) :] * cells_known(samples)[:, np.newaxis]
+    labels = {"region": region_targets(samples, train_parts=config.task in ("all", "part")), "fracture": fracture}
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (pixels, box_masks(samples, config.input_size), labels, cell_weights)
+    )
     if training:
         dataset = dataset.shuffle(len(samples), seed=config.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size)
-    to_float = lambda images, y: (tf.cast(images[..., tf.newaxis], tf.float32) / 255.0, y)  # noqa: E731
-    dataset = dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        augment = augmenter(config.seed)
-        dataset = dataset.map(
-            lambda images, y: (tf.clip_by_value(augment(images, training=True), 0.0, 1.0), y),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    geometry, exposure = geometric_augmenter(config.seed), exposure_augmenter(config.seed)
+
+    def prepare(images, masks, y, weights):
+        both = tf.cast(tf.stack([images, masks], axis=-1), tf.float32) / 255.0
+        if training:
+            both = geometry(both, training=True)
+        image, mask = both[..., :1], both[..., 1:]
+        if training:
+            image = tf.clip_by_value(exposure(image, training=True), 0.0, 1.0)
+        # A cell is inside a box when any of its pixels is (after interpolation, over half-way).
+        cells = tf.cast(tf.nn.max_pool2d(mask, MAP_STRIDE, MAP_STRIDE, "VALID") > 0.5, tf.float32)
+        grid = tf.shape(cells)[1]
+        cell_labels = tf.tile(cells, [1, 1, 1, len(FRACTURE_HEADS)])
+        cell_weights = tf.tile(weights[:, tf.newaxis, tf.newaxis, :], [1, grid, grid, 1])
+        return image, {**y, "fracture_map": tf.concat([cell_labels, cell_weights], axis=-1)}
+
+    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
@@ -153,7 +187,13 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int)
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay),
-        loss={"part": weighted_part_loss, "fracture": masked_fracture_loss, "features": None},
+        loss={
+            "region": weighted_region_loss,
+            "part": None,  # the regions summed: trained through the region head
+            "fracture": masked_fracture_loss,
+            "fracture_map": fracture_map_loss,
+        },
+        loss_weights={"region": 1.0, "part": 0.0, "fracture": 1.0, "fracture_map": config.map_loss_weight},
     )
 
 
@@ -164,25 +204,14 @@ def train(
     val_samples: list[Sample],
     config: TrainConfig,
     run_dir: Path,
-    canvases: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[keras.Model, dict]:
-    """Train and return the best model (lowest validation loss) and a record of the run.
-    `canvases` (train, val) are the images at config.fracture_canvas px, for fracture windows."""
+    """Train and return the best model (lowest validation loss) and a record of the run."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2))
     keras.utils.set_random_seed(config.seed)
-    if config.fracture_canvas:
-        if canvases is None:
-            raise ValueError("fracture windows need the images on their canvas")
-        train_data = WindowData(
-            train_pixels, canvases[0], train_samples, config.batch_size, config.seed, augmenter(config.seed)
-        )
-        val_data = WindowData(val_pixels, canvases[1], val_samples, config.batch_size, config.seed)
-        steps = len(train_data)
-    else:
-        train_data = make_dataset(train_pixels, train_samples, config, training=True)
-        val_data = make_dataset(val_pixels, val_samples, config, training=False)
-        steps = int(np.ceil(len(train_samples) / config.batch_size))
+    train_data = make_dataset(train_pixels, train_samples, config, training=True)
+    val_data = make_dataset(val_pixels, val_samples, config, training=False)
+    steps = int(np.ceil(len(train_samples) / config.batch_size))
     keras.mixed_precision.set_global_policy(config.precision)
     with make_strategy(config.strategy).scope():
         model = build_model(config.input_size, init=config.init)
@@ -194,9 +223,10 @@ def train(
         # finished one to more --epochs; a new --run-dir starts afresh.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "best.keras"),
+            str(run_dir / BEST_WEIGHTS),
             monitor="val_loss",
             save_best_only=True,
+            save_weights_only=True,
             initial_value_threshold=_best_val_loss_so_far(run_dir),
         ),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
@@ -209,16 +239,16 @@ def train(
     ]
     if config.max_minutes > 0:
         callbacks.append(TimeBudget(config.max_minutes))
-    if isinstance(train_data, WindowData):
-        callbacks.append(EpochCrops(train_data))
     try:
-        model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=1)
+        # A progress bar on a terminal; one plain line per epoch in a redirected log.
+        verbose = 1 if sys.stdout.isatty() else 2
+        model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     duration = wallclock.seconds
-    best = keras.models.load_model(run_dir / "best.keras", compile=False)
-    if config.precision != "float32":
-        best = as_float32(best, config.input_size)
+    best = as_float32(model, config.input_size)  # float32, uncompiled: what is saved and published
+    best.load_weights(run_dir / BEST_WEIGHTS)
+    best.save(run_dir / BEST_MODEL)
     with (run_dir / "history.csv").open() as history:
         epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
     record = {
@@ -230,7 +260,7 @@ def train(
         "val_images": len(val_samples),
         "stages": [*_earlier_stages(config.init), _stage(config, epochs_run, duration)],
     }
-    (run_dir / "record.json").write_text(json.dumps(record, indent=2))
+    write_text_atomic(run_dir / "record.json", json.dumps(record, indent=2))
     return best, record
 
 

@@ -3,9 +3,7 @@
 Models named in the manifest are loaded once. Every distinct model file runs once per
 image and input size; when the body-part model and the fracture models share one trunk
 (the shipped design), that is a single ResNet-50 pass giving the part, every fracture head
-and the feature map for the heatmap. A fracture model trained on crops (`window` in the
-manifest) runs once more, over the windows of the image at its `input_size`, in the same
-batch (app/diagnosis/window.py).
+and the fracture map for the heatmap.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha
 from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
-from app.diagnosis.window import most_suspicious_window, window_crops, window_heatmap
 from app.errors import BoneFracError, ModelFilesError, XRayReadError
 from app.xray import XRay, read_xray, to_model_input
 
@@ -50,16 +47,18 @@ class Diagnoser:
         keras = _keras()
         self._models = {}
         self._runners: dict[tuple[str, int], Runner] = {}  # by (file, input size)
+        # Models without a fracture map (before 2026-11-29) explain themselves by their CAM.
         self._cam_weights: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for entry in self.manifest.entries.values():
             if entry.file not in self._models:
                 try:
                     model = keras.models.load_model(self.manifest.path_of(entry), compile=False)
-                    kernel, bias = model.get_layer("fracture").get_weights()
+                    if "fracture_map" not in model.output:
+                        kernel, bias = model.get_layer("fracture").get_weights()
+                        self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
                 except Exception as error:  # any load failure means a bad or foreign file
                     raise ModelFilesError(f"model file {entry.file} could not be loaded ({error})") from None
                 self._models[entry.file] = model
-                self._cam_weights[entry.file] = (np.asarray(kernel), np.asarray(bias))
             key = _pass_of(entry)
             if key not in self._runners:
                 size = key[1]
@@ -67,10 +66,7 @@ class Diagnoser:
                     self._runners[key] = make_runner(self._models[entry.file], size)
                 except Exception as error:  # a fixed-size model asked to run at another size
                     raise ModelFilesError(f"model file {entry.file} cannot run at {size} px ({error})") from None
-
-        entries = self.manifest.entries.values()
-        self._whole_image_passes = {_pass_of(entry) for entry in entries if entry.window is None}
-        self._window_passes = {_windows_of(entry) for entry in entries if entry.window is not None}
+        self._passes = {_pass_of(entry) for entry in self.manifest.entries.values()}
 
     @property
     def model_version(self) -> str:
@@ -89,19 +85,12 @@ class Diagnoser:
         return {size: to_model_input(xray, size) for size in sizes}
 
     def _infer(self, batch: list[dict[int, np.ndarray]]) -> list[dict[tuple, dict[str, np.ndarray]]]:
-        """Each distinct (model file, input size) once over the whole batch, and the windows of
-        every image for models trained on crops; outputs split per image."""
+        """Each distinct (model file, input size) once over the whole batch; outputs split per image."""
         per_image: list[dict[tuple, dict[str, np.ndarray]]] = [{} for _ in batch]
-        for key in self._whole_image_passes:
+        for key in self._passes:
             arrays = self._runners[key](np.stack([inputs[key[1]] for inputs in batch]))
             for index, outputs in enumerate(per_image):
                 outputs[key] = {name: values[index] for name, values in arrays.items()}
-        for file, canvas, window in self._window_passes:
-            crops = [window_crops(inputs[canvas], window) for inputs in batch]
-            fracture = self._runners[(file, window)](np.concatenate(crops))["fracture"]
-            for index, outputs in enumerate(per_image):
-                count = len(crops[index])
-                outputs[(file, canvas, window)] = {"fracture": fracture[index * count : (index + 1) * count]}
         return per_image
 
     def diagnose(self, source: str | os.PathLike[str] | XRay, with_heatmap: bool = True) -> Diagnosis:
@@ -212,18 +201,15 @@ class Diagnoser:
         )
 
     def _fracture_probability(self, entry: ModelEntry, outputs: dict[tuple, dict[str, np.ndarray]]) -> float:
-        """The head's own output, or for a model trained on crops its most suspicious window."""
-        if entry.window is None:
-            return float(outputs[_pass_of(entry)]["fracture"][entry.output_index])
-        return most_suspicious_window(outputs[_windows_of(entry)]["fracture"][:, entry.output_index])
+        return float(outputs[_pass_of(entry)]["fracture"][entry.output_index])
 
     def _heatmap(self, entry: ModelEntry, outputs: dict[tuple, dict[str, np.ndarray]]) -> np.ndarray:
-        """Where the fracture model found its evidence: the exact CAM of its head, or for a
-        model trained on crops the probabilities of its windows over the image."""
-        if entry.window is None:
-            return self._class_activation_map(entry, outputs[_pass_of(entry)]["features"])
-        probabilities = outputs[_windows_of(entry)]["fracture"][:, entry.output_index]
-        return _scaled(window_heatmap(probabilities, entry.input_size, entry.window))
+        """Where the fracture model found its evidence: its fracture map (each cell's probability
+        of holding a fracture, learnt from the data's boxes), or for older models the CAM."""
+        outputs = outputs[_pass_of(entry)]
+        if "fracture_map" in outputs:
+            return outputs["fracture_map"][..., entry.output_index].astype(np.float32)
+        return self._class_activation_map(entry, outputs["features"])
 
     def _route(
         self, part_probabilities: dict[str, float], head_probabilities: dict[str, float], refused: str | None = None
@@ -288,14 +274,8 @@ class Diagnoser:
 
 
 def _pass_of(entry: ModelEntry) -> tuple[str, int]:
-    """Entries that share a file and an input size share one forward pass; a model trained on
-    crops runs at its crop size."""
-    return entry.file, entry.window or entry.input_size
-
-
-def _windows_of(entry: ModelEntry) -> tuple[str, int, int | None]:
-    """A model trained on crops: its file, the image size it is cut from, the window side."""
-    return entry.file, entry.input_size, entry.window
+    """Entries that share a file and an input size share one forward pass."""
+    return entry.file, entry.input_size
 
 
 def _scaled(values: np.ndarray) -> np.ndarray:

@@ -10,14 +10,17 @@ from typing import Any
 
 from app.atomic import write_text_atomic
 from app.errors import ModelFilesError
+from app.xray.preprocess import PREPROCESSING_VERSION
 
 MANIFEST_NAME = "manifest.json"
 MODEL_NAMES = ("body_part", "fracture_elbow", "fracture_hand", "fracture_shoulder")
 RESTORE_HINT = "restore the models folder from the release (git checkout -- models) or retrain with bonefrac-train"
 
 
-# Fracture models below this validation AUROC give no verdict (chosen on validation, never test).
-MIN_VALIDATION_AUROC = 0.60
+# Chance: a fracture model gives verdicts only when the 95% interval of its validation AUROC
+# lies wholly above it (decided on validation, never test), so noise on a hundred images
+# cannot switch a part on.
+CHANCE_AUROC = 0.50
 
 
 @dataclass(frozen=True)
@@ -32,27 +35,25 @@ class ModelEntry:
     thresholds: dict[str, float]
     min_confidence: float | None
     info: dict[str, Any]  # everything else: metrics, training data, ...
-    # Fracture models trained on crops: the crop side in px. The image at input_size is then cut
-    # into windows of this side, and the probability is that of the most suspicious window.
-    window: int | None = None
-
-    # Fracture models: AUROC on the validation split (None when it could not be measured).
+    # Fracture models: AUROC on the validation split and its 95% interval (None when not measured).
     validation_auroc: float | None = None
+    validation_auroc_ci: tuple[float, float] | None = None
 
     @property
     def verdicts_withheld(self) -> str | None:
         """Why this fracture model gives no verdict, or None: a model that does not separate
-        fractured from normal validation images clearly better than chance, or whose skill was
-        never measured, would show calls that look like findings while carrying none."""
+        fractured from normal validation images better than chance beyond doubt, or whose skill
+        was never measured, would show calls that look like findings while carrying none."""
         if self.output != "fracture":
             return None
         part = self.name.removeprefix("fracture_")
-        if self.validation_auroc is None:
+        if self.validation_auroc is None or self.validation_auroc_ci is None:
             return f"the {part} fracture model's skill was not measured on validation images, so it gives no verdict"
-        if self.validation_auroc < MIN_VALIDATION_AUROC:
+        low, high = self.validation_auroc_ci
+        if low <= CHANCE_AUROC:
             return (
-                f"the {part} fracture model showed no useful skill on validation images "
-                f"(AUROC {self.validation_auroc:.2f}, below {MIN_VALIDATION_AUROC:.2f}), so it gives no verdict"
+                f"the {part} fracture model could not be told apart from chance on validation images "
+                f"(AUROC {self.validation_auroc:.2f}, 95% interval {low:.2f}-{high:.2f}), so it gives no verdict"
             )
         return None
 
@@ -86,10 +87,18 @@ def load_manifest(directory: Path, verify: bool = True) -> ModelManifest:
         raw = json.loads(manifest_path.read_text(encoding="utf-8"))
         entries = {name: _entry(name, raw["models"][name]) for name in MODEL_NAMES}
         version = str(raw["model_version"])
+        preprocessing = raw["preprocessing_version"]
     except OSError as error:
         raise ModelFilesError(f"the model manifest {manifest_path} cannot be read ({error.strerror})") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ModelFilesError(f"the model manifest {manifest_path} is damaged ({error}); {RESTORE_HINT}") from None
+    if preprocessing != PREPROCESSING_VERSION:
+        # The model would see images prepared otherwise than in training: wrong without a sign.
+        raise ModelFilesError(
+            f"the models in {directory} were trained on images prepared by preprocessing version {preprocessing}, "
+            f"but this version of bonefrac prepares them with version {PREPROCESSING_VERSION}; "
+            "install the bonefrac release that matches the models, or retrain them with bonefrac-train"
+        )
     manifest = ModelManifest(directory=directory, version=version, entries=entries, raw=raw)
     if verify:
         actual: dict[str, str] = {}  # each file hashed once, every entry checked against it
@@ -120,7 +129,6 @@ def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
         "class_names",
         "thresholds",
         "min_confidence",
-        "window",
     }
     return ModelEntry(
         name=name,
@@ -133,8 +141,8 @@ def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
         thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
         min_confidence=None if data.get("min_confidence") is None else float(data["min_confidence"]),
         validation_auroc=_optional_float(_mapping(data.get("validation")).get("auroc")),
+        validation_auroc_ci=_optional_interval(_mapping(data.get("validation")).get("auroc_ci")),
         info={k: v for k, v in data.items() if k not in known},
-        window=None if data.get("window") is None else int(data["window"]),
     )
 
 
@@ -155,6 +163,18 @@ def _optional_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, found {value!r}")
     return float(value)
+
+
+def _optional_interval(value: Any) -> tuple[float, float] | None:
+    """A [low, high] pair of numbers from the manifest, or None; anything else is damage."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"expected an interval [low, high], found {value!r}")
+    low, high = (_optional_float(v) for v in value)
+    if low is None or high is None:
+        raise ValueError(f"expected an interval [low, high], found {value!r}")
+    return low, high
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -12,6 +12,15 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
+def _interval(figures: dict, key: str, percent: bool = False) -> str:
+    """The 95% interval to write after a figure, e.g. " (95% interval 0.61-0.80)"; empty without one."""
+    bounds = figures.get(f"{key}_ci")
+    if not bounds:
+        return ""
+    low, high = (_percent(b) for b in bounds) if percent else (f"{b:.2f}" for b in bounds)
+    return f" (95% interval {low}-{high})"
+
+
 class Confusion(NamedTuple):
     region: str  # the data's finer anatomy, e.g. wrist
     part: str  # the body part that region counts as (wrist: other)
@@ -34,7 +43,8 @@ def largest_part_confusions(by_region: dict[str, dict], shown: int) -> list[Conf
 def part_model_summary(manifest: ModelManifest) -> str:
     metrics = manifest.entries["body_part"].info.get("metrics", {})
     summary = (
-        f"Body-part model: accuracy {_percent(metrics.get('accuracy'))} on {metrics.get('images', 'n/a')} "
+        f"Body-part model: accuracy {_percent(metrics.get('accuracy'))}{_interval(metrics, 'accuracy', True)} "
+        f"on {metrics.get('images', 'n/a')} "
         f"held-out test images (elbow, hand, shoulder, other)."
     )
     for worst in largest_part_confusions(metrics.get("by_region", {}), shown=1):
@@ -53,10 +63,11 @@ def fracture_model_summary(manifest: ModelManifest, part: str) -> str:
     auroc = metrics.get("auroc")
     return (
         f"{part.capitalize()} fracture model, measured on {metrics.get('images', 'n/a')} held-out test images: "
-        f"AUROC {'n/a' if auroc is None else f'{auroc:.2f}'}; "
-        f"sensitivity {_percent(rule_out.get('sensitivity'))} at the rule-out threshold "
-        f"{entry.thresholds.get('sensitive', float('nan')):.2f}; "
-        f"specificity {_percent(rule_in.get('specificity'))} at the rule-in threshold "
+        f"AUROC {'n/a' if auroc is None else f'{auroc:.2f}'}{_interval(metrics, 'auroc')}; "
+        f"sensitivity {_percent(rule_out.get('sensitivity'))}{_interval(rule_out, 'sensitivity', True)} at the "
+        f"rule-out threshold {entry.thresholds.get('sensitive', float('nan')):.2f}; "
+        f"specificity {_percent(rule_in.get('specificity'))}{_interval(rule_in, 'specificity', True)} at the "
+        "rule-in threshold "
         f"{entry.thresholds.get('specific', float('nan')):.2f}." + _withheld_note(entry)
     )
 
@@ -70,10 +81,7 @@ def training_data_summary(manifest: ModelManifest) -> str:
     trained = manifest.entries["body_part"].info.get("trained_with", {})
     data = trained.get("data", {})
     sources = sorted({row["source"] for row in data.get("by_split_source_part_fractured", [])})
-    fracture = manifest.entries["fracture_hand"]
     size = f"{trained.get('input_size', '?')} px"
-    if fracture.window is not None:
-        size += f" (fracture heads on {fracture.window} px windows of the image at {fracture.input_size} px)"
     return (
         f"{_starting_point(trained.get('init'))} at {size} "
         f"on {trained.get('train_images', 'n/a')} public radiographs ({', '.join(sources) or 'n/a'}); "
