@@ -63,8 +63,7 @@ def main() -> None:
     settle(window, lambda: not window.predicting)
     window.save_screenshot(OUT / "4-study.png")
 
-    window.show_history()
-    window.history_window.geometry("900x420+40+60")
+    window.show_history()  # it opens over the main window by itself
     settle(window, lambda: True)
     window.save_screenshot(OUT / "5-history.png")
     window.history_window.destroy()

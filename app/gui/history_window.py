@@ -9,12 +9,14 @@ from tkinter import ttk
 
 import customtkinter as ctk
 
+from app.diagnosis.value import Verdict
 from app.gui.dialogs import add_close_button, place_over
 from app.history import HistoryRow, local_time
+from app.report.content import VERDICT_LABELS
 
 COLUMNS = ("time", "file_name", "part", "verdict", "probability", "model_version", "note")
 HEADINGS = ("Date (local time)", "File", "Body part", "Verdict", "Fracture probability", "Model", "Note")
-_MAX_WIDTH = {"file_name": 280, "note": 320}  # long names and notes are cut, never the dates or versions
+_MAX_WIDTH = {"file_name": 260, "part": 160, "note": 280}  # long names and notes are cut, never the dates or versions
 _STYLE = "History.Treeview"
 # (background, text, heading background, selection) for each appearance mode.
 _COLOURS = {"Light": ("#ffffff", "#1a1a1a", "#e3e3e3", "#3b8ed0"), "Dark": ("#242424", "#dce4ee", "#333333", "#1f538d")}
@@ -22,7 +24,8 @@ _COLOURS = {"Light": ("#ffffff", "#1a1a1a", "#e3e3e3", "#3b8ed0"), "Dark": ("#24
 
 def row_values(row: HistoryRow) -> tuple[str, ...]:
     probability = "—" if row.fracture_probability is None else f"{row.fracture_probability:.2f}"
-    return (local_time(row.created_utc), row.file_name, row.part, row.verdict, probability, row.model_version, row.note)
+    verdict = VERDICT_LABELS[Verdict(row.verdict)]
+    return (local_time(row.created_utc), row.file_name, row.part, verdict, probability, row.model_version, row.note)
 
 
 def study_values(rows: list[HistoryRow]) -> tuple[str, ...]:
@@ -49,17 +52,19 @@ class HistoryWindow(ctk.CTkToplevel):
     ) -> None:
         super().__init__(master)
         self.title("History")
-        place_over(self, master, 1040, 440)
         self._on_reopen = on_reopen
         self.items: dict[str, list[HistoryRow]] = {}  # tree item -> the rows it reopens
         self.table = ttk.Treeview(self, columns=COLUMNS, show="tree headings", selectmode="browse", style=_STYLE)
         self._style_table()
-        self._fill(rows)
-        self.table.pack(fill="both", expand=True, padx=10, pady=(10, 6))
+        width = self._fill(rows)
+        scrollbar = ttk.Scrollbar(self, orient="horizontal", command=self.table.xview)
+        self.table.configure(xscrollcommand=scrollbar.set)
+        buttons = ctk.CTkFrame(self, fg_color="transparent")
+        buttons.pack(side="bottom", fill="x", padx=10, pady=(0, 10))
+        scrollbar.pack(side="bottom", fill="x", padx=10)
+        self.table.pack(fill="both", expand=True, padx=10, pady=(10, 0))
         self.table.bind("<Double-1>", lambda _event: self.reopen_selected())
         self.table.bind("<Return>", lambda _event: self.reopen_selected())
-        buttons = ctk.CTkFrame(self, fg_color="transparent")
-        buttons.pack(fill="x", padx=10, pady=(0, 10))
         self.reopen_button = ctk.CTkButton(buttons, text="Reopen", command=self.reopen_selected)
         self.reopen_button.pack(side="left")
         self.export_button = ctk.CTkButton(buttons, text="Export CSV…", command=on_export)
@@ -68,9 +73,12 @@ class HistoryWindow(ctk.CTkToplevel):
         self.close_button.pack(side="right")
         ctk.CTkLabel(buttons, text=f"{len(rows)} result(s)").pack(side="right", padx=12)
         self.transient(master)
+        # As wide as its columns (within the screen), over the main window.
+        place_over(self, master, min(width + 40, master.winfo_screenwidth() - 40), 440)
         self.after(50, self.focus_force)  # so Escape reaches it
 
-    def _fill(self, rows: list[HistoryRow]) -> None:
+    def _fill(self, rows: list[HistoryRow]) -> int:
+        """Insert the rows; return the width the columns need."""
         studies: dict[str, list[HistoryRow]] = {}
         for row in rows:
             if row.study_id:
@@ -89,17 +97,21 @@ class HistoryWindow(ctk.CTkToplevel):
             self.items[iid] = [row]
             shown.append(row_values(row))
             self.table.insert(parent, 0 if parent else "end", iid=iid, values=shown[-1])
-        self._fit_columns(shown)
+        return self._fit_columns(shown)
 
-    def _fit_columns(self, shown: list[tuple[str, ...]]) -> None:
+    def _fit_columns(self, shown: list[tuple[str, ...]]) -> int:
         """Each column as wide as its widest entry (the font measures it), so nothing is cut."""
         measure = tkfont.nametofont("TkDefaultFont").measure
         heading_measure = tkfont.nametofont("TkHeadingFont").measure
         self.table.column("#0", width=28, stretch=False)
+        total = 28
         for index, (column, heading) in enumerate(zip(COLUMNS, HEADINGS)):
             self.table.heading(column, text=heading, anchor="w")
             widest = max([heading_measure(heading), *(measure(values[index]) for values in shown)]) + 20
-            self.table.column(column, width=min(widest, _MAX_WIDTH.get(column, widest)), anchor="w", stretch=False)
+            width = min(widest, _MAX_WIDTH.get(column, widest))
+            self.table.column(column, width=width, anchor="w", stretch=column == "note")
+            total += width
+        return total
 
     def _style_table(self) -> None:
         background, text, heading, selected = _COLOURS[ctk.get_appearance_mode()]

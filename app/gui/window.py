@@ -176,6 +176,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.study_label.grid(row=7, sticky="ew", padx=14, pady=(12, 0))
         self.model_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
         self.model_label.grid(row=8, sticky="ew", padx=14, pady=(12, 0))
+        for optional in (self.threshold_label, self.skill_label, self.study_label):
+            optional.grid_remove()  # shown with a result (see _set_line)
         ctk.CTkLabel(panel, text="Note for the report and history", anchor="w").grid(
             row=9, sticky="ew", padx=14, pady=(16, 0)
         )
@@ -430,36 +432,45 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
                 text=VERDICT_LABELS[verdict], fg_color=VERDICT_COLOURS[verdict], text_color="white"
             )
 
+    @staticmethod
+    def _set_line(label: ctk.CTkLabel, text: str) -> None:
+        """An optional line of the panel: hidden when empty, so it leaves no gap."""
+        label.configure(text=text)
+        if text:
+            label.grid()
+        else:
+            label.grid_remove()
+
     def render_result(self) -> None:
         view = self.current_view
         diagnosis = view.diagnosis if view else None
         manifest = self.diagnoser.manifest if self.diagnoser else None
-        self.skill_label.configure(text="")
+        self._set_line(self.skill_label, "")
         if diagnosis is None and view is not None and view.stored is not None:
             stored = view.stored  # reopened from the history: its stored result, said to be stored
             self.part_label.configure(text=f"{stored.part.capitalize()} — {stored.part_confidence:.0%} confidence")
             self._render_verdict(Verdict(stored.verdict))
             self.probability_label.configure(text=stored_text(stored))
-            self.threshold_label.configure(text="")
+            self._set_line(self.threshold_label, "")
         elif diagnosis is None:
             self.part_label.configure(text="—")
             self._render_verdict(None)
             self.probability_label.configure(text="Not predicted yet." if view else "")
-            self.threshold_label.configure(text="")
+            self._set_line(self.threshold_label, "")
         else:
             self.part_label.configure(text=part_text(diagnosis))
             self._render_verdict(diagnosis.verdict)
             self.probability_label.configure(text=probability_text(diagnosis))
-            self.threshold_label.configure(text=threshold_text(diagnosis.thresholds))
+            self._set_line(self.threshold_label, threshold_text(diagnosis.thresholds))
             if diagnosis.supported and manifest is not None:
-                self.skill_label.configure(text=skill_text(manifest, diagnosis.part))
+                self._set_line(self.skill_label, skill_text(manifest, diagnosis.part))
         self.model_label.configure(text=model_text(manifest, diagnosis))
         study = ""
         if self.study is not None:
             study = study_text(self.study)
             if self.study.fracture_probability is not None and manifest is not None:
                 study += f"\n{skill_text(manifest, self.study.part)}"
-        self.study_label.configure(text=study)
+        self._set_line(self.study_label, study)
 
     def render_thumbnails(self) -> None:
         for child in self.thumbnails.winfo_children():
