@@ -44,7 +44,6 @@ def baseline_runner(diagnoser):
     """Separate Keras models per role, each `model.predict` per image (two ResNet-50 passes)."""
     import keras
 
-    from app.diagnosis.window import most_suspicious_window, window_crops
     from app.xray import read_xray, to_model_input
 
     part_entry = diagnoser.part_entry
@@ -63,48 +62,32 @@ def baseline_runner(diagnoser):
             part = "hand"  # time a full two-model pass for every image, as the published app does
         entry = diagnoser.fracture_entry(part)
         x = to_model_input(xray, entry.input_size)[np.newaxis]
-        if entry.window is None:
-            return float(fracture_models[part].predict(x, verbose=0)["fracture"][0, entry.output_index])
-        windows = fracture_models[part].predict(window_crops(x[0], entry.window), verbose=0)["fracture"]
-        return most_suspicious_window(windows[:, entry.output_index])
+        return float(fracture_models[part].predict(x, verbose=0)["fracture"][0, entry.output_index])
 
     return run
 
 
 def floor_runner(diagnoser):
-    """The ResNet-50 forward passes a diagnosis needs (the whole image at the body part's size,
-    and where a fracture model was trained on crops, the batch of its windows) on prepared
-    inputs, nothing else, run the fastest way we know (a traced tf.function)."""
+    """One bare ResNet-50 pass (the trunk alone) on a prepared input at the shipped size,
+    nothing else, run the fastest way we know (a traced tf.function)."""
     import tensorflow as tf
-
-    from app.diagnosis.window import window_corners
 
     model = next(iter(diagnoser._models.values()))
     trunk = model.get_layer("resnet50")
     size = diagnoser.part_entry.input_size
-    batches = {(1, size)} | {
-        (len(window_corners(e.input_size, e.window)) ** 2, e.window)
-        for e in diagnoser.manifest.entries.values()
-        if e.window
-    }
-    rng = np.random.default_rng(0)
-    inputs = [tf.constant(rng.random((n, s, s, 3), dtype=np.float32) * 255.0) for n, s in sorted(batches)]
-    forward = tf.function(lambda batch: trunk(batch, training=False), reduce_retracing=True)
-    for x in inputs:
-        forward(x)
+    x = tf.constant(np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32) * 255.0)
+    forward = tf.function(lambda batch: tf.nest.flatten(trunk(batch, training=False))[-1])
+    forward(x)
 
     def run(_item) -> None:
-        for x in inputs:
-            forward(x).numpy()
+        forward(x).numpy()
 
     return run
 
 
 def floor_passes(diagnoser) -> str:
-    """What the floor runs, in words, e.g. "96 px + 96 px windows of 320 px"."""
-    entries = diagnoser.manifest.entries.values()
-    windows = sorted({f"{e.window} px windows of {e.input_size} px" for e in entries if e.window})
-    return " + ".join([f"{diagnoser.part_entry.input_size} px", *windows])
+    """What the floor runs, in words, e.g. "192 px"."""
+    return f"{diagnoser.part_entry.input_size} px"
 
 
 def cold_start(image: Path) -> dict[str, float]:

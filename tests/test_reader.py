@@ -8,7 +8,7 @@ from PIL import Image
 
 from app.errors import XRayReadError
 from app.xray import read_xray
-from app.xray.reader import MAX_SIDE
+from app.xray.limits import MAX_SIDE
 
 
 @pytest.fixture

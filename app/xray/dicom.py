@@ -8,8 +8,9 @@ import numpy as np
 from PIL import Image
 
 from app.errors import XRayReadError
+from app.xray.colour import measure_colourfulness
 from app.xray.image import XRay
-from app.xray.reader import MAX_PIXELS, MIN_SIDE, _limit_size
+from app.xray.limits import MAX_PIXELS, MIN_SIDE, limit_size
 
 # Non-identifying attributes worth keeping. Patient identifiers are deliberately absent.
 _KEPT_ATTRIBUTES = ("Modality", "BodyPartExamined", "ViewPosition", "StudyDate", "PhotometricInterpretation")
@@ -55,8 +56,6 @@ def read_dicom(file_path: Path) -> XRay:
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     colourfulness = 0.0
     if pixels.ndim == 3:  # colour DICOM (e.g. a secondary capture of a photograph): luma
-        from app.xray.reader import measure_colourfulness
-
         rgb = np.clip(pixels[..., :3], 0, 255).astype(np.uint8)
         colourfulness = measure_colourfulness(Image.fromarray(rgb, mode="RGB"))
         pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
@@ -76,7 +75,7 @@ def read_dicom(file_path: Path) -> XRay:
         if value not in (None, ""):
             metadata[attribute] = str(value)
     return XRay(
-        pixels=_limit_size(scaled.astype(np.float32)),
+        pixels=limit_size(scaled.astype(np.float32)),
         source_name=file_path.name,
         file_format="DICOM",
         original_size=(columns, rows),

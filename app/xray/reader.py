@@ -14,11 +14,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.errors import XRayReadError
+from app.xray.colour import measure_colourfulness
 from app.xray.image import XRay
-
-MAX_SIDE = 2048  # pixels kept per side: far above what the models and the screen use
-MIN_SIDE = 32  # anything smaller cannot be a radiograph
-MAX_PIXELS = 250_000_000  # refuse larger files before decoding them (decompression bombs)
+from app.xray.limits import MAX_PIXELS, MAX_SIDE, MIN_SIDE, limit_size
 
 _DICOM_MAGIC_OFFSET = 128
 
@@ -103,7 +101,7 @@ def _read_with_pillow(file_path: Path) -> XRay:
         except (OSError, ValueError, SyntaxError, EOFError) as error:
             raise XRayReadError(f"the image data is damaged or truncated ({error})") from None
 
-    pixels = _limit_size(pixels)
+    pixels = limit_size(pixels)
     return XRay(
         pixels=pixels,
         source_name=file_path.name,
@@ -113,21 +111,6 @@ def _read_with_pillow(file_path: Path) -> XRay:
         notes=tuple(notes),
         colourfulness=colourfulness,
     )
-
-
-def measure_colourfulness(image: Image.Image) -> float:
-    """Hasler & Suesstrunk (2003) colourfulness on a 0..255 scale: ~0 for a radiograph,
-    tens for a photograph. Measured on a small copy: it is a statistic, not a picture."""
-    if image.mode in ("L", "LA", "I", "F", "1") or image.mode.startswith("I;16"):
-        return 0.0
-    small = image.convert("RGB")
-    small.thumbnail((256, 256))
-    rgb = np.asarray(small, dtype=np.float32)
-    red_green = rgb[..., 0] - rgb[..., 1]
-    yellow_blue = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
-    spread = np.hypot(red_green.std(), yellow_blue.std())
-    mean = np.hypot(red_green.mean(), yellow_blue.mean())
-    return float(spread + 0.3 * mean)
 
 
 def _to_gray_float(image: Image.Image) -> np.ndarray:
@@ -152,13 +135,3 @@ def _to_gray_float(image: Image.Image) -> np.ndarray:
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, palette, 1-bit
     gray = image.convert("L")
     return np.asarray(gray, dtype=np.float32) / 255.0
-
-
-def _limit_size(pixels: np.ndarray) -> np.ndarray:
-    height, width = pixels.shape
-    scale = MAX_SIDE / max(height, width)
-    if scale >= 1.0:
-        return np.ascontiguousarray(pixels, dtype=np.float32)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(pixels.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
-    return np.asarray(resized, dtype=np.float32)
