@@ -171,7 +171,7 @@ def _expand_folders(arguments: list[str]) -> tuple[list[str], int]:
     """The files to diagnose, and the exit status so far: each argument as typed, a folder
     replaced by the X-rays found in it and its subfolders (sorted; hidden entries and DICOMDIR
     index files skipped). A folder without any is an error, like a missing file."""
-    from app.xray.reader import _looks_like_dicom
+    from app.xray.reader import looks_like_dicom
 
     files: list[str] = []
     status = 0
@@ -186,7 +186,7 @@ def _expand_folders(arguments: list[str]) -> tuple[list[str], int]:
                 path = os.path.join(folder, name)
                 if name.startswith(".") or name.upper() == "DICOMDIR":
                     continue
-                if Path(name).suffix.lower() in IMAGE_SUFFIXES or _looks_like_dicom(Path(path)):
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES or looks_like_dicom(Path(path)):
                     found.append(path)
         if not found:
             _fail(f"{given}: no X-ray images (PNG, JPEG, DICOM, ...) in this folder or its subfolders")

@@ -35,7 +35,7 @@ def read_xray(path: str | os.PathLike[str]) -> XRay:
     file_path = Path(path)
     try:
         _check_readable(file_path)
-        if _looks_like_dicom(file_path):
+        if looks_like_dicom(file_path):
             from app.xray.dicom import read_dicom  # pydicom is only imported when needed
 
             return read_dicom(file_path)
@@ -59,7 +59,7 @@ def _check_readable(file_path: Path) -> None:
         raise XRayReadError("the file is empty")
 
 
-def _looks_like_dicom(file_path: Path) -> bool:
+def looks_like_dicom(file_path: Path) -> bool:
     try:
         with file_path.open("rb") as handle:
             handle.seek(_DICOM_MAGIC_OFFSET)
