@@ -21,9 +21,10 @@ bench: install-dev
 
 # Rebuild the shipped model from ../shared/data/xray (77-92 min on this project's 2-core CPU):
 # from scratch at 96 px, float32, on the fracatlas and roboflow sources (the multiregion images
-# have no body part). Rerunning resumes from runs/all's checkpoint.
+# have no body part). Rerunning resumes from runs/all's checkpoint. Publishes over the shipped
+# models/ (bonefrac-train publishes into the run's own folder unless --models-dir says otherwise).
 models: install-dev
-	$(BIN)/bonefrac-train all --input-size 96 --epochs 26 --max-minutes 104 --precision float32 --sources fracatlas,roboflow --run-dir runs/all
+	$(BIN)/bonefrac-train all --input-size 96 --epochs 26 --max-minutes 104 --precision float32 --sources fracatlas,roboflow --run-dir runs/all --models-dir models
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
