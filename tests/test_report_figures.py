@@ -14,7 +14,7 @@ def test_auroc_with_and_without_its_interval():
     metrics = load_manifest(MODELS_DIR, verify=False).entries["fracture_shoulder"].info["metrics"]
     bare = {key: value for key, value in metrics.items() if key != "auroc_ci"}
     assert auroc_text(bare) == f"{metrics['auroc']:.2f}"
-    assert auroc_text({**bare, "auroc_ci": [0.45, 0.69]}) == f"{metrics['auroc']:.2f} (95% CI 0.45–0.69)"
+    assert auroc_text({**bare, "auroc_ci": [0.45, 0.69]}) == f"{metrics['auroc']:.2f} (95% interval 0.45-0.69)"
     assert auroc_text({}) == "n/a"
 
 
@@ -36,9 +36,9 @@ def test_skill_text_reads_the_intervals_from_the_manifest(tmp_path):
     (models / "manifest.json").write_text(json.dumps(raw))
     manifest = load_manifest(models, verify=False)
     text = skill_text(manifest, "shoulder")
-    assert f"AUROC {entry['metrics']['auroc']:.2f} (95% CI 0.45–0.69)" in text
+    assert f"AUROC {entry['metrics']['auroc']:.2f} (95% interval 0.45-0.69)" in text
     assert "interval includes chance (0.5); this verdict carries little information" in text
     # The shipped manifest, with or without intervals, reads either way.
     shipped = load_manifest(MODELS_DIR, verify=False)
     has_interval = "auroc_ci" in shipped.entries["fracture_shoulder"].info["metrics"]
-    assert ("95% CI" in skill_text(shipped, "shoulder")) == has_interval
+    assert ("95% interval" in skill_text(shipped, "shoulder")) == has_interval

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.diagnosis.manifest import ModelManifest
+from app.diagnosis.model_card import _interval  # one wording of an interval, in the model card and here
 
 CHANCE = 0.5
 # (lowest AUROC, what a verdict from such a model is worth), best first.
@@ -26,14 +27,9 @@ def auroc_interval(block: Mapping[str, Any]) -> tuple[float, float] | None:
 
 
 def auroc_text(block: Mapping[str, Any]) -> str:
-    """'0.57 (95% CI 0.45-0.69)', or '0.57' while the manifest has no interval, or 'n/a'."""
+    """'0.57 (95% interval 0.45-0.69)', or '0.57' where the manifest has no interval, or 'n/a'."""
     auroc = block.get("auroc")
-    if auroc is None:
-        return "n/a"
-    interval = auroc_interval(block)
-    if interval is None:
-        return f"{auroc:.2f}"
-    return f"{auroc:.2f} (95% CI {interval[0]:.2f}–{interval[1]:.2f})"
+    return "n/a" if auroc is None else f"{auroc:.2f}{_interval(dict(block), 'auroc')}"
 
 
 def skill_words(block: Mapping[str, Any]) -> str:
