@@ -24,8 +24,10 @@ from pathlib import Path
 
 import platformdirs
 
+from app.locations import shipped_models_dir
+
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xray"
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_MODELS = shipped_models_dir()
 # Shared by all runs: the cache is keyed by the image list, size and preprocessing version.
 DEFAULT_CACHE = platformdirs.user_cache_path("bonefrac") / "images"
 # Publishing and evaluating measure (scikit-learn) and draw (matplotlib): the `train` extra.

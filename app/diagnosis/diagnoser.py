@@ -21,9 +21,10 @@ from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
 from app.errors import BoneFracError, ModelFilesError, XRayReadError
+from app.locations import shipped_models_dir
 from app.xray import XRay, read_xray, to_model_input
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODELS_DIR = shipped_models_dir()
 
 
 def _keras():

@@ -1,9 +1,10 @@
 """Fonts shipped in assets/, so reports look the same on every workstation."""
 
 import functools
-from pathlib import Path
 
-FONT_DIR = Path(__file__).resolve().parents[2] / "assets" / "fonts"
+from app.locations import shipped_assets_dir
+
+FONT_DIR = shipped_assets_dir() / "fonts"
 REGULAR_FONT = FONT_DIR / "DejaVuSans.ttf"
 BOLD_FONT = FONT_DIR / "DejaVuSans-Bold.ttf"
 
