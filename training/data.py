@@ -28,7 +28,6 @@ from app.errors import XRayReadError
 from app.xray import read_xray, to_model_input
 from app.xray.preprocess import PREPROCESSING_VERSION
 
-SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".dcm"}
 _MURA_PARTS = {"XR_ELBOW": "elbow", "XR_HAND": "hand", "XR_SHOULDER": "shoulder"}
 

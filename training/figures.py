@@ -26,15 +26,21 @@ def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Non
     _save(figure, path)
 
 
-def confusion_matrix_png(matrix: dict, path: Path) -> None:
-    names, counts = matrix["rows_true_columns_predicted"], np.array(matrix["counts"])
-    figure, axes = plt.subplots(figsize=(5, 4.5), dpi=100)
-    axes.imshow(counts, cmap="Blues")
+def _annotated_counts(axis: plt.Axes, counts: np.ndarray, rows: list[str], columns: list[str]) -> None:
+    """Counts as a shaded grid with each number written in it. scikit-learn's
+    ConfusionMatrixDisplay draws square matrices only; the verdict matrix is 2 x 3."""
+    axis.imshow(counts, cmap="Blues")
     for (row, column), value in np.ndenumerate(counts):
         colour = "white" if value > counts.max() / 2 else "black"
-        axes.text(column, row, str(value), ha="center", va="center", color=colour)
-    axes.set_xticks(range(len(names)), names)
-    axes.set_yticks(range(len(names)), names)
+        axis.text(column, row, str(value), ha="center", va="center", color=colour)
+    axis.set_xticks(range(len(columns)), columns)
+    axis.set_yticks(range(len(rows)), rows)
+
+
+def confusion_matrix_png(matrix: dict, path: Path) -> None:
+    names = list(matrix["rows_true_columns_predicted"])
+    figure, axes = plt.subplots(figsize=(5, 4.5), dpi=100)
+    _annotated_counts(axes, np.array(matrix["counts"]), names, names)
     axes.set(xlabel="predicted", ylabel="true", title="Body part, test split")
     _save(figure, path)
 
@@ -42,15 +48,8 @@ def confusion_matrix_png(matrix: dict, path: Path) -> None:
 def verdict_matrix_png(matrices: dict[str, np.ndarray], path: Path) -> None:
     """Per part: true label (rows) against the three-way verdict (columns), test split."""
     figure, axes = plt.subplots(1, max(1, len(matrices)), figsize=(4.2 * max(1, len(matrices)), 3.4), dpi=100)
-    axes = np.atleast_1d(axes)
-    columns, rows = ["normal", "uncertain", "fractured"], ["normal", "fractured"]
-    for axis, (part, counts) in zip(axes, matrices.items()):
-        axis.imshow(counts, cmap="Blues")
-        for (row, column), value in np.ndenumerate(counts):
-            colour = "white" if value > counts.max() / 2 else "black"
-            axis.text(column, row, str(value), ha="center", va="center", color=colour)
-        axis.set_xticks(range(3), columns)
-        axis.set_yticks(range(2), rows)
+    for axis, (part, counts) in zip(np.atleast_1d(axes), matrices.items()):
+        _annotated_counts(axis, counts, ["normal", "fractured"], ["normal", "uncertain", "fractured"])
         axis.set(xlabel="verdict", ylabel="true", title=f"{part} fracture, test split")
     _save(figure, path)
 
