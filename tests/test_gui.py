@@ -287,6 +287,25 @@ def test_file_dialogs_start_in_the_last_folder_and_suggest_a_name(window, tmp_pa
     assert (cancelled["folder"], cancelled["file"]) == (str(tmp_path), f"{path.stem}_screenshot.png")
 
 
+def test_last_folder_is_remembered_between_sessions(virtual_display, tmp_path, xray_paths):
+    from app.gui.window import BoneFracWindow
+
+    path = xray_paths["elbow_0"]
+    first = BoneFracWindow(MODELS_DIR, history_path=tmp_path / "history.sqlite3")
+    try:
+        answer_file_dialog(first, path)
+        first.open_button.invoke()
+    finally:
+        first.close()
+    second = BoneFracWindow(MODELS_DIR, history_path=tmp_path / "history.sqlite3")
+    try:
+        seen = answer_file_dialog(second, None)
+        second.open_button.invoke()
+        assert seen["folder"] == str(path.parent)
+    finally:
+        second.close()
+
+
 def test_screenshot_is_the_window_as_clicked_not_the_save_dialog(window, tmp_path, xray_paths):
     from app.gui.screenshot import grab_window
 

@@ -20,6 +20,7 @@ from app.gui.dialogs import MessageDialog, TextWindow
 from app.gui.history_window import HistoryWindow
 from app.gui.legend import HeatmapLegend
 from app.gui.screenshot import grab_window, save_window_screenshot
+from app.gui.settings import SETTINGS_NAME, Settings
 from app.gui.tasks import BackgroundTasks
 from app.gui.text import (
     about_text,
@@ -33,7 +34,7 @@ from app.gui.text import (
     threshold_text,
 )
 from app.gui.viewer import XRayViewer
-from app.history import History, HistoryRow
+from app.history import History, HistoryRow, default_history_path
 from app.report.content import VERDICT_LABELS
 from app.report.figures import skill_text
 from app.xray import XRay, read_xray
@@ -92,7 +93,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.tasks = BackgroundTasks(self)
         self.history: History | None = None
         self.history_window: HistoryWindow | None = None
-        self.last_folder = Path.home()  # where file dialogs start: never the program's own folder
+        self.settings = Settings((history_path or default_history_path()).parent / SETTINGS_NAME)
         self.saved_note = ""  # the note as the history rows of the views on screen hold it
         self._build()
         self._bind_keys()
@@ -252,10 +253,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     # ---------- opening ----------
     def open_dialog(self) -> None:
         chosen = filedialog.askopenfilenames(
-            parent=self, title="Open X-rays", filetypes=OPEN_TYPES, initialdir=self.last_folder
+            parent=self, title="Open X-rays", filetypes=OPEN_TYPES, initialdir=self.settings.last_folder
         )
         if chosen:  # cancel returns an empty tuple: nothing changes
-            self.last_folder = Path(chosen[0]).parent
+            self.settings.remember_folder(Path(chosen[0]).parent)
             self.load_paths([Path(p) for p in chosen])
 
     def load_paths(self, paths: list[Path], stored: dict[Path, HistoryRow] | None = None) -> None:
@@ -523,14 +524,14 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         path = filedialog.asksaveasfilename(
             parent=self,
             title=title,
-            initialdir=self.last_folder,
+            initialdir=self.settings.last_folder,
             initialfile=suggested,
             defaultextension=Path(suggested).suffix,
             filetypes=filetypes,
         )
         if not path:
             return None
-        self.last_folder = Path(path).parent
+        self.settings.remember_folder(Path(path).parent)
         return Path(path)
 
     def suggested_name(self, ending: str) -> str:

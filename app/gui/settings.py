@@ -1,0 +1,36 @@
+"""What the window remembers between sessions (the last folder used), in a small JSON file
+beside the history database."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from app.atomic import write_text_atomic
+
+SETTINGS_NAME = "settings.json"
+
+
+class Settings:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._values = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none yet, or damaged: start from the defaults
+            self._values = {}
+        if not isinstance(self._values, dict):
+            self._values = {}
+
+    @property
+    def last_folder(self) -> Path:
+        """Where file dialogs start: the last folder used while it exists, else the home folder
+        (never the program's own folder)."""
+        folder = Path(str(self._values.get("last_folder", Path.home())))
+        return folder if folder.is_dir() else Path.home()
+
+    def remember_folder(self, folder: Path) -> None:
+        self._values["last_folder"] = str(folder)
+        # Only a convenience: where it cannot be written, the next session starts at home.
+        with contextlib.suppress(OSError):
+            write_text_atomic(self.path, json.dumps(self._values, indent=2) + "\n")
