@@ -223,16 +223,18 @@ def summary_lines(args: argparse.Namespace) -> list[str]:
     lines.append(f"validation figures of model {manifest['model_version']} ({args.models_dir / 'manifest.json'}):")
     for name, entry in manifest["models"].items():
         validation = entry.get("validation") or {}
-        if name == "body_part":
-            figure = f"accuracy {_figure(validation.get('accuracy'))}"
-        else:
-            figure = f"AUROC {_figure(validation.get('auroc'))}"
+        figure = _figure(validation, "accuracy" if name == "body_part" else "auroc")
         lines.append(f"  {name}: {figure} on {validation.get('images', '?')} images")
     return lines
 
 
-def _figure(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:.3f}"
+def _figure(validation: dict, key: str) -> str:
+    """'auroc 0.713 (95% CI 0.636-0.788)': a figure with its interval where the manifest has one."""
+    value = validation.get(key)
+    if value is None:
+        return f"{key} not measured"
+    interval = validation.get(f"{key}_ci")
+    return f"{key} {value:.3f}" + (f" (95% CI {interval[0]:.3f}-{interval[1]:.3f})" if interval else "")
 
 
 def _best_epoch(history: Path) -> str:
