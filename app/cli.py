@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from app.diagnosis.value import NOTICE
 from app.errors import BoneFracError, ModelFilesError
 
 EXIT_BAD_INPUT = 2
@@ -239,7 +240,7 @@ def _table(results: list, study) -> str:
             lines.append(f"{d.file}: not supported: {d.unsupported_reason}")
     if study is not None and study.unsupported_reason:
         lines.append(f"study: not supported: {study.unsupported_reason}")
-    lines.append("Decision support, not a diagnosis.")
+    lines.append(NOTICE)
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from app.diagnosis import Diagnoser, Verdict
 from app.diagnosis.heatmap import colourise
 from app.diagnosis.manifest import CHANCE_AUROC, MODEL_NAMES, load_manifest, sha256_of
-from app.diagnosis.value import SUPPORTED_PARTS, verdict_for
+from app.diagnosis.value import SUPPORTED_PARTS, Thresholds, Verdict
 from app.errors import ModelFilesError
 from app.xray import read_xray
 from tests.conftest import MODELS_DIR, routed_diagnoses
@@ -27,7 +27,7 @@ def test_manifest_describes_every_model_with_measured_figures():
     assert part.info["metrics"]["split"] == "test"
     for name in SUPPORTED_PARTS:
         entry = manifest.entries[f"fracture_{name}"]
-        assert 0.0 <= entry.thresholds["sensitive"] <= entry.thresholds["specific"] <= 1.0
+        assert 0.0 <= entry.thresholds.rule_out <= entry.thresholds.rule_in <= 1.0
         assert entry.info["metrics"]["images"] > 0
         assert entry.info["metrics"]["auroc"] is not None
         assert sha256_of(manifest.path_of(entry)) == entry.sha256
@@ -43,7 +43,7 @@ def test_diagnosis_is_consistent_with_the_models_output(diagnoser, routed_paths)
     assert diagnosis.supported and diagnosis.unsupported_reason is None
     entry = diagnoser.fracture_entry("hand")
     assert diagnosis.fracture_probability == diagnosis.head_probabilities["hand"]
-    assert diagnosis.verdict == verdict_for(diagnosis.fracture_probability, entry.thresholds)
+    assert diagnosis.verdict == entry.thresholds.verdict(diagnosis.fracture_probability)
     assert diagnosis.heatmap is not None and 0.0 <= diagnosis.heatmap.min() <= diagnosis.heatmap.max() <= 1.0
 
 
@@ -77,7 +77,7 @@ def test_study_verdict_is_the_mean_over_views(diagnoser, routed_paths):
     # Both views pass the confidence cut, so their mean does too: the study gets a verdict.
     expected = np.mean([v.head_probabilities["shoulder"] for v in views])
     assert study.fracture_probability == pytest.approx(expected)
-    assert study.verdict == verdict_for(study.fracture_probability, study.thresholds)
+    assert study.verdict == study.thresholds.verdict(study.fracture_probability)
 
 
 def test_views_refused_before_the_model_stay_out_of_the_study(diagnoser, routed_paths, tmp_path):
@@ -209,3 +209,19 @@ def test_shipped_models_withhold_exactly_the_parts_whose_validation_auroc_is_low
             assert routed.verdict is Verdict.UNSUPPORTED and routed.unsupported_reason == entry.verdicts_withheld
         else:
             assert routed.verdict is not Verdict.UNSUPPORTED and routed.fracture_probability is not None
+
+
+@pytest.mark.parametrize(
+    ("probability", "verdict"),
+    [(0.19, Verdict.NORMAL), (0.2, Verdict.UNCERTAIN), (0.69, Verdict.UNCERTAIN), (0.7, Verdict.FRACTURED)],
+)
+def test_thresholds_say_the_verdict(probability, verdict):
+    """Below rule-out: normal; at or above rule-in: fractured; between: uncertain."""
+    assert Thresholds(rule_out=0.2, rule_in=0.7).verdict(probability) is verdict
+
+
+def test_json_thresholds_keep_their_former_names_for_one_release(diagnoser, routed_paths):
+    diagnosis = diagnoser.diagnose(routed_paths["hand"][0])
+    thresholds = diagnosis.to_dict()["thresholds"]
+    assert thresholds["rule_out"] == thresholds["sensitive"] == diagnosis.thresholds.rule_out
+    assert thresholds["rule_in"] == thresholds["specific"] == diagnosis.thresholds.rule_in

@@ -16,7 +16,7 @@ from pypdf import PdfReader
 
 from app.gui.text import part_text, probability_text
 from app.history import History
-from app.report.content import VERDICT_LABELS
+from app.words import VERDICT_LABELS
 from tests.conftest import MODELS_DIR, REPO
 
 
@@ -395,7 +395,7 @@ def test_layout_idle_bar_thumbnails_and_theme_label(window, xray_paths):
 def test_verdict_says_in_words_what_its_models_auroc_means(window, routed_paths, tmp_path):
     """Each part that gives verdicts: the panel and the report say what its test AUROC (and its
     interval, once the manifest has one) means; the words for each figure are in test_report_figures."""
-    from app.report.figures import auroc_text, skill_words
+    from app.words import auroc_text, skill_words
 
     assert routed_paths, "no part of the shipped models gives verdicts"
     for part, paths in routed_paths.items():

@@ -39,9 +39,9 @@ def test_operating_thresholds_reach_their_targets():
     labels = np.repeat([0, 1], 200)
     scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.15), 0, 1)
     thresholds = operating_thresholds(labels, scores)
-    assert thresholds["sensitive"] < thresholds["specific"]
-    assert binary_metrics(labels, scores, thresholds["sensitive"])["sensitivity"] >= 0.90
-    assert binary_metrics(labels, scores, thresholds["specific"])["specificity"] >= 0.90
+    assert thresholds.rule_out < thresholds.rule_in
+    assert binary_metrics(labels, scores, thresholds.rule_out)["sensitivity"] >= 0.90
+    assert binary_metrics(labels, scores, thresholds.rule_in)["specificity"] >= 0.90
     counts = verdict_counts(scores, thresholds)
     assert sum(counts.values()) == len(scores) and counts["uncertain"] > 0
 

@@ -106,7 +106,7 @@ def render_card(models_dir: Path) -> str:
     for name in ("elbow", "hand", "shoulder"):
         entry = manifest.entries[f"fracture_{name}"]
         metrics = entry.info.get("metrics", {})
-        out, rule_in = metrics.get("at_sensitive", {}), metrics.get("at_specific", {})
+        out, rule_in = metrics.get("at_rule_out", {}), metrics.get("at_rule_in", {})
         sources = ", ".join(
             f"{source} {_fmt(figures.get('auroc'))} (n={figures.get('images')})"
             for source, figures in metrics.get("per_source", {}).items()
@@ -114,9 +114,9 @@ def render_card(models_dir: Path) -> str:
         lines.append(
             f"| {name} | {metrics.get('images')} ({metrics.get('fractured')}) | {_with_ci(metrics, 'auroc')} | "
             f"{_with_ci(metrics.get('study', {}), 'auroc')} | "
-            f"{entry.thresholds.get('sensitive', 0):.2f}: {_with_ci(out, 'sensitivity', True)} / "
+            f"{entry.thresholds.rule_out:.2f}: {_with_ci(out, 'sensitivity', True)} / "
             f"{_with_ci(out, 'specificity', True)} | "
-            f"{entry.thresholds.get('specific', 0):.2f}: {_with_ci(rule_in, 'sensitivity', True)} / "
+            f"{entry.thresholds.rule_in:.2f}: {_with_ci(rule_in, 'sensitivity', True)} / "
             f"{_with_ci(rule_in, 'specificity', True)} | {sources} | {_pointing(entry)} |"
         )
     withheld = [

@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score, roc_curve
 
+from app.diagnosis.value import Thresholds, Verdict
+
 BOOTSTRAP_REPLICATES = 1000
-SENSITIVE_TARGET = 0.90  # the rule-out point: at most 1 fracture in 10 called normal
-SPECIFIC_TARGET = 0.90  # the rule-in point: at most 1 normal in 10 called fractured
+RULE_OUT_SENSITIVITY = 0.90  # at most 1 fracture in 10 called normal
+RULE_IN_SPECIFICITY = 0.90  # at most 1 normal in 10 called fractured
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -101,33 +103,32 @@ def binary_metrics(
     }
 
 
-def operating_thresholds(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """Two thresholds from validation data: `sensitive` (largest threshold whose sensitivity
-    is still >= SENSITIVE_TARGET) and `specific` (smallest with specificity >= SPECIFIC_TARGET).
+def operating_thresholds(labels: np.ndarray, scores: np.ndarray) -> Thresholds:
+    """Two thresholds from validation data: rule-out (largest threshold whose sensitivity is
+    still >= RULE_OUT_SENSITIVITY) and rule-in (smallest with specificity >= RULE_IN_SPECIFICITY).
     Scores between them are "uncertain". If the model is good enough that they cross, the
     uncertain band is empty and both sit at their midpoint. Without both classes there is
     nothing to choose from, and both fall back to 0.5."""
     if len(set(labels.tolist())) < 2:
-        return {"sensitive": 0.5, "specific": 0.5}
+        return Thresholds(rule_out=0.5, rule_in=0.5)
     false_positive_rate, true_positive_rate, thresholds = roc_curve(labels, scores)
     thresholds = np.clip(thresholds, 0.0, 1.0)
-    sensitive = float(thresholds[np.argmax(true_positive_rate >= SENSITIVE_TARGET)])
-    specific_ok = (1.0 - false_positive_rate) >= SPECIFIC_TARGET
-    specific = float(thresholds[np.nonzero(specific_ok)[0][-1]]) if specific_ok.any() else 1.0
-    if sensitive > specific:
-        sensitive = specific = (sensitive + specific) / 2.0
+    rule_out = float(thresholds[np.argmax(true_positive_rate >= RULE_OUT_SENSITIVITY)])
+    specific_enough = (1.0 - false_positive_rate) >= RULE_IN_SPECIFICITY
+    rule_in = float(thresholds[np.nonzero(specific_enough)[0][-1]]) if specific_enough.any() else 1.0
+    if rule_out > rule_in:
+        rule_out = rule_in = (rule_out + rule_in) / 2.0
     # Round outwards, so the stored thresholds still meet their targets on validation data.
-    return {"sensitive": math.floor(sensitive * 1e4) / 1e4, "specific": math.ceil(specific * 1e4) / 1e4}
+    return Thresholds(rule_out=math.floor(rule_out * 1e4) / 1e4, rule_in=math.ceil(rule_in * 1e4) / 1e4)
 
 
-def verdict_counts(scores: np.ndarray, thresholds: dict[str, float]) -> dict[str, int]:
-    fractured = scores >= thresholds["specific"]
-    normal = scores < thresholds["sensitive"]
-    return {
-        "fractured": int(fractured.sum()),
-        "normal": int(normal.sum()),
-        "uncertain": int((~fractured & ~normal).sum()),
-    }
+def verdicts(scores: np.ndarray, thresholds: Thresholds) -> list[Verdict]:
+    return [thresholds.verdict(float(score)) for score in scores]
+
+
+def verdict_counts(scores: np.ndarray, thresholds: Thresholds) -> dict[str, int]:
+    called = verdicts(scores, thresholds)
+    return {verdict.value: called.count(verdict) for verdict in (Verdict.FRACTURED, Verdict.NORMAL, Verdict.UNCERTAIN)}
 
 
 def study_level(groups: list[str], labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +161,7 @@ def validation_figures(labels: np.ndarray, scores: np.ndarray, sources: list[str
 
 
 def fracture_report(
-    labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float], groups: list[str], sources: list[str]
+    labels: np.ndarray, scores: np.ndarray, thresholds: Thresholds, groups: list[str], sources: list[str]
 ) -> dict:
     """Everything we publish about one fracture model on one split."""
     study_labels, study_scores = study_level(groups, labels, scores)
@@ -171,7 +172,7 @@ def fracture_report(
             "fractured": int(labels[mask].sum()),
             "auroc": rounded_auroc(labels[mask], scores[mask]),
             "auroc_ci": auroc_ci(labels[mask], scores[mask], [g for g, m in zip(groups, mask) if m]),
-            "at_sensitive": binary_metrics(labels[mask], scores[mask], thresholds["sensitive"]),
+            "at_rule_out": binary_metrics(labels[mask], scores[mask], thresholds.rule_out),
         }
     studies = [str(i) for i in range(len(study_labels))]  # each study resamples as a whole
     return {
@@ -179,15 +180,15 @@ def fracture_report(
         "fractured": int(labels.sum()),
         "auroc": rounded_auroc(labels, scores),
         "auroc_ci": auroc_ci(labels, scores, groups),
-        "at_sensitive": binary_metrics(labels, scores, thresholds["sensitive"], groups),
-        "at_specific": binary_metrics(labels, scores, thresholds["specific"], groups),
+        "at_rule_out": binary_metrics(labels, scores, thresholds.rule_out, groups),
+        "at_rule_in": binary_metrics(labels, scores, thresholds.rule_in, groups),
         "verdicts": verdict_counts(scores, thresholds),
         "study": {
             "studies": len(study_labels),
             "auroc": rounded_auroc(study_labels, study_scores),
             "auroc_ci": auroc_ci(study_labels, study_scores, studies),
-            "at_sensitive": binary_metrics(study_labels, study_scores, thresholds["sensitive"], studies),
-            "at_specific": binary_metrics(study_labels, study_scores, thresholds["specific"], studies),
+            "at_rule_out": binary_metrics(study_labels, study_scores, thresholds.rule_out, studies),
+            "at_rule_in": binary_metrics(study_labels, study_scores, thresholds.rule_in, studies),
         },
         "per_source": per_source,
     }

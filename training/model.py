@@ -22,8 +22,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-PART_NAMES = ("elbow", "hand", "shoulder", "other")
-SUPPORTED_PARTS = ("elbow", "hand", "shoulder")
+from app.diagnosis.value import SUPPORTED_PARTS
+
+PART_NAMES = (*SUPPORTED_PARTS, "other")
 # The manifest's `region` column. Learning wrist apart from hand and humerus apart from
 # shoulder is what keeps neighbouring anatomy out of the supported parts.
 REGION_NAMES = ("elbow", "hand", "finger", "shoulder", "wrist", "forearm", "humerus", "leg", "hip", "mixed")

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from app.diagnosis.manifest import MANIFEST_NAME, MODEL_NAMES, load_manifest, sha256_of, write_manifest
+from app.diagnosis.value import NOTICE, Thresholds, Verdict
 from app.machine import describe_machine
 from app.xray.preprocess import PREPROCESSING_VERSION
 from training import figures
@@ -31,11 +32,10 @@ from training.metrics import (
     part_report,
     pointing_game,
     validation_figures,
+    verdicts,
 )
 from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
 from training.targets import square_boxes
-
-NOTICE = "Decision support, not a diagnosis."
 
 
 def file_name_for(task: str, part: str | None) -> str:
@@ -178,7 +178,8 @@ def measure(
         val_labels = np.array([val["samples"][i].fractured for i in val_rows])
         test_labels = np.array([test["samples"][i].fractured for i in test_rows])
         val_scores, test_scores = val["fracture"][val_rows, index], test["fracture"][test_rows, index]
-        entry["thresholds"] = operating_thresholds(val_labels, val_scores)
+        thresholds = operating_thresholds(val_labels, val_scores)
+        entry["thresholds"] = thresholds.to_dict()
         # Validation figures are what runs may be compared on; the test split is never used for choices.
         entry["validation"] = validation_figures(
             val_labels, val_scores, [val["samples"][i].source for i in val_rows], _groups(val, val_rows)
@@ -188,7 +189,7 @@ def measure(
             **fracture_report(
                 test_labels,
                 test_scores,
-                entry["thresholds"],
+                thresholds,
                 groups=_groups(test, test_rows),
                 sources=[test["samples"][i].source for i in test_rows],
             ),
@@ -196,7 +197,7 @@ def measure(
         if "fracture_map" in test:
             entry["metrics"]["pointing_game"] = _pointing_game(test, test_rows, index)
         roc_curves[part] = (test_labels, test_scores)
-        verdict_matrices[part] = verdict_matrix(test_labels, test_scores, entry["thresholds"])
+        verdict_matrices[part] = verdict_matrix(test_labels, test_scores, thresholds)
     figures.roc_png(roc_curves, figures_dir / "fracture_roc.png")
     figures.verdict_matrix_png(verdict_matrices, figures_dir / "fracture_verdicts.png")
     if histories and all(history.is_file() for _, history in histories):
@@ -246,10 +247,11 @@ def _pointing_game(outputs: dict[str, Any], rows: list[int], index: int) -> dict
     )
 
 
-def verdict_matrix(labels: np.ndarray, scores: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+def verdict_matrix(labels: np.ndarray, scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     """Counts of true normal/fractured (rows) by verdict normal/uncertain/fractured (columns)."""
-    verdict = np.where(scores >= thresholds["specific"], 2, np.where(scores < thresholds["sensitive"], 0, 1))
-    return np.array([[int(((labels == row) & (verdict == column)).sum()) for column in range(3)] for row in (0, 1)])
+    columns = (Verdict.NORMAL, Verdict.UNCERTAIN, Verdict.FRACTURED)
+    called = verdicts(scores, thresholds)
+    return np.array([[sum(c is v and y == row for c, y in zip(called, labels)) for v in columns] for row in (0, 1)])
 
 
 def scope_report(true_parts: list[str], probabilities: np.ndarray, min_confidence: float) -> dict[str, Any]:

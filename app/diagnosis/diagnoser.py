@@ -19,7 +19,7 @@ import numpy as np
 from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha256_of
 from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
-from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Verdict, verdict_for
+from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Thresholds, Verdict
 from app.errors import BoneFracError, ModelFilesError, XRayReadError
 from app.locations import shipped_models_dir
 from app.xray import XRay, read_xray, to_model_input
@@ -214,7 +214,7 @@ class Diagnoser:
 
     def _route(
         self, part_probabilities: dict[str, float], head_probabilities: dict[str, float], refused: str | None = None
-    ) -> tuple[str | None, float | None, dict[str, float] | None, Verdict]:
+    ) -> tuple[str | None, float | None, Thresholds | None, Verdict]:
         """Route to the most likely part's fracture head: (reason refused, probability,
         thresholds, verdict). `refused` is a reason found before the model."""
         part = max(part_probabilities, key=part_probabilities.get)
@@ -226,9 +226,9 @@ class Diagnoser:
         )
         if reason is not None:
             return reason, None, None, Verdict.UNSUPPORTED
-        thresholds = dict(self.fracture_entry(part).thresholds)
+        thresholds = self.fracture_entry(part).thresholds
         probability = head_probabilities[part]
-        return None, probability, thresholds, verdict_for(probability, thresholds)
+        return None, probability, thresholds, thresholds.verdict(probability)
 
     def _unsupported_reason(self, part: str, confidence: float) -> str | None:
         if part not in SUPPORTED_PARTS:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic import write_text_atomic
+from app.diagnosis.value import Thresholds
 from app.errors import ModelFilesError
 from app.xray.preprocess import PREPROCESSING_VERSION
 
@@ -32,7 +33,7 @@ class ModelEntry:
     output: str  # "part" or "fracture"
     output_index: int | None
     class_names: tuple[str, ...]
-    thresholds: dict[str, float]
+    thresholds: Thresholds | None  # fracture models only
     min_confidence: float | None
     info: dict[str, Any]  # everything else: metrics, training data, ...
     # Fracture models: AUROC on the validation split and its 95% interval (None when not measured).
@@ -116,7 +117,7 @@ def load_manifest(directory: Path, verify: bool = True) -> ModelManifest:
 def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
     if data["output"] == "fracture":
         # A fracture model is unusable without its column and both operating thresholds.
-        if data.get("output_index") is None or not {"sensitive", "specific"} <= set(data.get("thresholds", {})):
+        if data.get("output_index") is None or not {"rule_out", "rule_in"} <= set(_mapping(data.get("thresholds"))):
             raise ValueError(f"{name} lacks its output_index or thresholds")
     elif data["output"] != "part":
         raise ValueError(f"{name} has an unknown output {data['output']!r}")
@@ -138,7 +139,7 @@ def _entry(name: str, data: dict[str, Any]) -> ModelEntry:
         output=str(data["output"]),
         output_index=None if data.get("output_index") is None else int(data["output_index"]),
         class_names=tuple(data["class_names"]),
-        thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
+        thresholds=Thresholds.from_dict(data["thresholds"]) if data["output"] == "fracture" else None,
         min_confidence=None if data.get("min_confidence") is None else float(data["min_confidence"]),
         validation_auroc=_optional_float(_mapping(data.get("validation")).get("auroc")),
         validation_auroc_ci=_optional_interval(_mapping(data.get("validation")).get("auroc_ci")),

@@ -12,7 +12,7 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def _interval(figures: dict, key: str, percent: bool = False) -> str:
+def interval_text(figures: dict, key: str, percent: bool = False) -> str:
     """The 95% interval to write after a figure, e.g. " (95% interval 0.61-0.80)"; empty without one."""
     bounds = figures.get(f"{key}_ci")
     if not bounds:
@@ -43,7 +43,7 @@ def largest_part_confusions(by_region: dict[str, dict], shown: int) -> list[Conf
 def part_model_summary(manifest: ModelManifest) -> str:
     metrics = manifest.entries["body_part"].info.get("metrics", {})
     summary = (
-        f"Body-part model: accuracy {_percent(metrics.get('accuracy'))}{_interval(metrics, 'accuracy', True)} "
+        f"Body-part model: accuracy {_percent(metrics.get('accuracy'))}{interval_text(metrics, 'accuracy', True)} "
         f"on {metrics.get('images', 'n/a')} "
         f"held-out test images (elbow, hand, shoulder, other)."
     )
@@ -58,17 +58,17 @@ def part_model_summary(manifest: ModelManifest) -> str:
 def fracture_model_summary(manifest: ModelManifest, part: str) -> str:
     entry = manifest.entries[f"fracture_{part}"]
     metrics = entry.info.get("metrics", {})
-    rule_out = metrics.get("at_sensitive", {})
-    rule_in = metrics.get("at_specific", {})
+    rule_out = metrics.get("at_rule_out", {})
+    rule_in = metrics.get("at_rule_in", {})
     auroc = metrics.get("auroc")
     return (
         f"{part.capitalize()} fracture model, measured on {metrics.get('images', 'n/a')} held-out test images: "
-        f"AUROC {'n/a' if auroc is None else f'{auroc:.2f}'}{_interval(metrics, 'auroc')}; "
-        f"sensitivity {_percent(rule_out.get('sensitivity'))}{_interval(rule_out, 'sensitivity', True)} at the "
-        f"rule-out threshold {entry.thresholds.get('sensitive', float('nan')):.2f}; "
-        f"specificity {_percent(rule_in.get('specificity'))}{_interval(rule_in, 'specificity', True)} at the "
+        f"AUROC {'n/a' if auroc is None else f'{auroc:.2f}'}{interval_text(metrics, 'auroc')}; "
+        f"sensitivity {_percent(rule_out.get('sensitivity'))}{interval_text(rule_out, 'sensitivity', True)} at the "
+        f"rule-out threshold {entry.thresholds.rule_out:.2f}; "
+        f"specificity {_percent(rule_in.get('specificity'))}{interval_text(rule_in, 'specificity', True)} at the "
         "rule-in threshold "
-        f"{entry.thresholds.get('specific', float('nan')):.2f}." + _withheld_note(entry)
+        f"{entry.thresholds.rule_in:.2f}." + _withheld_note(entry)
     )
 
 

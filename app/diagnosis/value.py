@@ -21,14 +21,28 @@ class Verdict(StrEnum):
     UNSUPPORTED = "unsupported"
 
 
-def verdict_for(probability: float, thresholds: Mapping[str, float]) -> Verdict:
-    """At or above the high-specificity threshold: fractured; below the high-sensitivity
-    threshold: normal; between them: uncertain."""
-    if probability >= thresholds["specific"]:
-        return Verdict.FRACTURED
-    if probability < thresholds["sensitive"]:
-        return Verdict.NORMAL
-    return Verdict.UNCERTAIN
+@dataclass(frozen=True)
+class Thresholds:
+    """A fracture model's two operating points, chosen on validation images. Below `rule_out`
+    (sensitivity >= 90% there): normal; at or above `rule_in` (specificity >= 90%): fractured;
+    between them: uncertain."""
+
+    rule_out: float
+    rule_in: float
+
+    def verdict(self, probability: float) -> Verdict:
+        if probability >= self.rule_in:
+            return Verdict.FRACTURED
+        if probability < self.rule_out:
+            return Verdict.NORMAL
+        return Verdict.UNCERTAIN
+
+    def to_dict(self) -> dict[str, float]:
+        return {"rule_out": self.rule_out, "rule_in": self.rule_in}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Thresholds:
+        return cls(rule_out=float(values["rule_out"]), rule_in=float(values["rule_in"]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +52,7 @@ class Diagnosis:
     part_probabilities: Mapping[str, float]
     verdict: Verdict
     fracture_probability: float | None  # None when unsupported
-    thresholds: Mapping[str, float] | None  # the routed model's operating points
+    thresholds: Thresholds | None  # the routed model's operating points
     unsupported_reason: str | None
     model_version: str
     timings_ms: Mapping[str, float]
@@ -79,7 +93,7 @@ class StudyDiagnosis:
     part_probabilities: Mapping[str, float]
     verdict: Verdict
     fracture_probability: float | None
-    thresholds: Mapping[str, float] | None
+    thresholds: Thresholds | None
     unsupported_reason: str | None
     model_version: str
 
@@ -96,6 +110,12 @@ def _verdict_fields(result: Diagnosis | StudyDiagnosis) -> dict[str, Any]:
         "fracture_probability": None if probability is None else round(probability, 4),
         "verdict": result.verdict.value,
         "unsupported_reason": result.unsupported_reason,
-        "thresholds": None if result.thresholds is None else dict(result.thresholds),
+        "thresholds": None if result.thresholds is None else _thresholds_json(result.thresholds),
         "model_version": result.model_version,
     }
+
+
+def _thresholds_json(thresholds: Thresholds) -> dict[str, float]:
+    """rule_out / rule_in, and for one release their former names (sensitive / specific), which
+    scripts reading `bonefrac predict --json` may still use."""
+    return {**thresholds.to_dict(), "sensitive": thresholds.rule_out, "specific": thresholds.rule_in}

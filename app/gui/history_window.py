@@ -12,7 +12,7 @@ import customtkinter as ctk
 from app.diagnosis.value import Verdict
 from app.gui.dialogs import add_close_button, place_over
 from app.history import HistoryRow, local_time
-from app.report.content import VERDICT_LABELS
+from app.words import VERDICT_LABELS
 
 COLUMNS = ("time", "file_name", "part", "verdict", "probability", "model_version", "note")
 HEADINGS = ("Date (local time)", "File", "Body part", "Verdict", "Fracture probability", "Model", "Note")

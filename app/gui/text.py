@@ -8,7 +8,7 @@ from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
 from app.history import HistoryRow, local_time
-from app.report.content import VERDICT_LABELS
+from app.words import VERDICT_LABELS
 
 HOW_TO = """How to use
 1. Open X-rays (Ctrl+O), or drop files on the window. Several files are one study: click a thumbnail to switch views.
@@ -61,14 +61,6 @@ def file_text(path: Path, index: int, count: int) -> str:
 def folder_text(paths: list[Path]) -> str:
     folders = {path.parent for path in paths}
     return f"from {next(iter(folders))}" if len(folders) == 1 else f"from {len(folders)} folders"
-
-
-def threshold_text(thresholds) -> str:
-    if not thresholds:
-        return ""
-    return (
-        f"Normal below {thresholds['sensitive']:.2f} · fractured from {thresholds['specific']:.2f} · uncertain between"
-    )
 
 
 def study_text(study: StudyDiagnosis) -> str:

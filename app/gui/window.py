@@ -31,12 +31,10 @@ from app.gui.text import (
     probability_text,
     stored_text,
     study_text,
-    threshold_text,
 )
 from app.gui.viewer import XRayViewer
 from app.history import History, HistoryRow, default_history_path
-from app.report.content import VERDICT_LABELS
-from app.report.figures import skill_text
+from app.words import VERDICT_LABELS, skill_text, threshold_text
 from app.xray import XRay, read_xray
 
 # Tk file filters are case-sensitive on Linux; DICOM files often come without any extension ("All files").

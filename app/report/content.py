@@ -11,17 +11,10 @@ from app import __version__
 from app.diagnosis.heatmap import overlay
 from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
-from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
-from app.report.figures import skill_text
+from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
 from app.report.fonts import printable
+from app.words import skill_text, threshold_text, verdict_line
 from app.xray import XRay
-
-VERDICT_LABELS = {
-    Verdict.FRACTURED: "Fractured",
-    Verdict.NORMAL: "Normal",
-    Verdict.UNCERTAIN: "Uncertain",
-    Verdict.UNSUPPORTED: "Not supported",
-}
 
 
 @dataclass(frozen=True)
@@ -37,21 +30,6 @@ class ReportContent:
     header_lines: tuple[str, ...]
     sections: tuple[ReportSection, ...]
     notice: str
-
-
-def verdict_line(verdict: Verdict, probability: float | None, reason: str | None) -> str:
-    if verdict is Verdict.UNSUPPORTED:
-        return f"Verdict: {VERDICT_LABELS[verdict]} - {reason}"
-    return f"Verdict: {VERDICT_LABELS[verdict]} (fracture probability {probability:.2f})"
-
-
-def threshold_line(thresholds: dict[str, float] | None) -> str | None:
-    if not thresholds:
-        return None
-    return (
-        f"Thresholds: normal below {thresholds['sensitive']:.2f}, fractured at or above "
-        f"{thresholds['specific']:.2f}, uncertain between."
-    )
 
 
 def build_content(
@@ -75,7 +53,7 @@ def build_content(
             f"({study.part_probabilities[study.part]:.0%} mean confidence)",
             verdict_line(study.verdict, study.fracture_probability, study.unsupported_reason),
         ]
-        if (line := threshold_line(study.thresholds)) is not None:
+        if line := threshold_text(study.thresholds):
             lines.append(line)
         if study.fracture_probability is not None:
             lines.append(skill_text(manifest, study.part))
@@ -86,7 +64,7 @@ def build_content(
             f"Body part: {diagnosis.part} ({diagnosis.part_confidence:.0%} confidence)",
             verdict_line(diagnosis.verdict, diagnosis.fracture_probability, diagnosis.unsupported_reason),
         ]
-        if (line := threshold_line(diagnosis.thresholds)) is not None:
+        if line := threshold_text(diagnosis.thresholds):
             lines.append(line)
         if diagnosis.supported:
             lines.append(skill_text(manifest, diagnosis.part))

@@ -1,4 +1,5 @@
-"""A model's AUROC in words a clinician can use, with its 95% interval where the manifest has one."""
+"""The words a user reads about a result, in one place: the window, the reports and the CLI
+say the same thing the same way. Values come from the engine; nothing is computed here."""
 
 from __future__ import annotations
 
@@ -6,7 +7,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.diagnosis.manifest import ModelManifest
-from app.diagnosis.model_card import _interval  # one wording of an interval, in the model card and here
+from app.diagnosis.model_card import interval_text  # one wording of an interval, in the model card and here
+from app.diagnosis.value import Thresholds, Verdict
+
+VERDICT_LABELS = {
+    Verdict.FRACTURED: "Fractured",
+    Verdict.NORMAL: "Normal",
+    Verdict.UNCERTAIN: "Uncertain",
+    Verdict.UNSUPPORTED: "Not supported",
+}
+
+
+def verdict_line(verdict: Verdict, probability: float | None, reason: str | None) -> str:
+    if verdict is Verdict.UNSUPPORTED:
+        return f"Verdict: {VERDICT_LABELS[verdict]} - {reason}"
+    return f"Verdict: {VERDICT_LABELS[verdict]} (fracture probability {probability:.2f})"
+
+
+def threshold_text(thresholds: Thresholds | None) -> str:
+    """The verdict's rule in words; empty without thresholds (a result with no verdict)."""
+    if thresholds is None:
+        return ""
+    return (
+        f"Normal below {thresholds.rule_out:.2f} (rule-out), fractured from {thresholds.rule_in:.2f} (rule-in), "
+        "uncertain between."
+    )
 
 CHANCE = 0.5
 # (lowest AUROC, what a verdict from such a model is worth), best first.
@@ -29,7 +54,7 @@ def auroc_interval(block: Mapping[str, Any]) -> tuple[float, float] | None:
 def auroc_text(block: Mapping[str, Any]) -> str:
     """'0.57 (95% interval 0.45-0.69)', or '0.57' where the manifest has no interval, or 'n/a'."""
     auroc = block.get("auroc")
-    return "n/a" if auroc is None else f"{auroc:.2f}{_interval(dict(block), 'auroc')}"
+    return "n/a" if auroc is None else f"{auroc:.2f}{interval_text(dict(block), 'auroc')}"
 
 
 def skill_words(block: Mapping[str, Any]) -> str:

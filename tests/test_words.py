@@ -6,7 +6,7 @@ import json
 import shutil
 
 from app.diagnosis.manifest import load_manifest
-from app.report.figures import auroc_text, skill_text, skill_words
+from app.words import auroc_text, skill_text, skill_words
 from tests.conftest import MODELS_DIR
 
 
