@@ -12,7 +12,7 @@ from PIL import Image
 from app.diagnosis import Diagnoser, Verdict
 from app.diagnosis.heatmap import colourise
 from app.diagnosis.manifest import CHANCE_AUROC, MODEL_NAMES, load_manifest, sha256_of
-from app.diagnosis.value import SUPPORTED_PARTS, Thresholds, Verdict
+from app.diagnosis.value import SUPPORTED_PARTS, Thresholds
 from app.errors import ModelFilesError
 from app.xray import read_xray
 from tests.conftest import MODELS_DIR, routed_diagnoses
@@ -225,3 +225,13 @@ def test_json_thresholds_keep_their_former_names_for_one_release(diagnoser, rout
     thresholds = diagnosis.to_dict()["thresholds"]
     assert thresholds["rule_out"] == thresholds["sensitive"] == diagnosis.thresholds.rule_out
     assert thresholds["rule_in"] == thresholds["specific"] == diagnosis.thresholds.rule_in
+
+
+def test_unclear_part_is_worded_on_the_numbers_it_was_decided_on(diagnoser):
+    """A mean of 89.9% under a 90% cut must not read "90%, below the 90% needed" (issue 14, item 3)."""
+    minimum = diagnoser.part_entry.min_confidence
+    just_below = minimum - 0.001
+    probabilities = {"elbow": 0.0, "hand": 1.0 - just_below, "shoulder": just_below, "other": 0.0}
+    reason = diagnoser._unsupported_reason("shoulder", probabilities["shoulder"])
+    shown = int(reason.split(" at ")[1].split("%")[0])
+    assert shown < round(minimum * 100), reason

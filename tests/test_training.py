@@ -90,9 +90,6 @@ def test_training_output_redirected_is_plain_and_ends_with_the_validation_figure
             assert f"{key} {validation[key]:.3f} (95% CI {low:.3f}-{high:.3f})" in line
 
 
-@pytest.mark.xfail(
-    strict=True, reason="training/publish.py measures with model.predict(verbose=1): progress bars with terminal codes"
-)
 def test_redirected_training_output_has_no_terminal_codes(tiny_models):
     out = (tiny_models / "stdout.txt").read_text()
     assert "\x1b[" not in out and "\b" not in out

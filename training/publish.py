@@ -36,6 +36,7 @@ from training.metrics import (
 )
 from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
 from training.targets import square_boxes
+from training.train import keras_verbosity
 
 
 def file_name_for(task: str, part: str | None) -> str:
@@ -228,7 +229,7 @@ def _predict_all(
             chosen = deterministic_subset([s for s in samples if s.split == split and s.part in PART_NAMES], args.limit)
             pixels, kept = load_pixels(chosen, size, args.cache_dir, args.workers)
             inputs = pixels[..., np.newaxis].astype(np.float32) / 255.0
-            predicted = models[file_name].predict(inputs, batch_size=64, verbose=1)
+            predicted = models[file_name].predict(inputs, batch_size=64, verbose=keras_verbosity())
             results[(file_name, size, split)] = {"samples": kept, **{k: np.asarray(v) for k, v in predicted.items()}}
     return results
 

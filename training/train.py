@@ -113,6 +113,11 @@ BEST_WEIGHTS = "best.weights.h5"
 BEST_MODEL = "best.keras"
 
 
+def keras_verbosity() -> int:
+    """A progress bar on a terminal; one plain line per epoch in a redirected log."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -240,9 +245,9 @@ def train(
     if config.max_minutes > 0:
         callbacks.append(TimeBudget(config.max_minutes))
     try:
-        # A progress bar on a terminal; one plain line per epoch in a redirected log.
-        verbose = 1 if sys.stdout.isatty() else 2
-        model.fit(train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+        model.fit(
+            train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=keras_verbosity()
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     duration = wallclock.seconds

@@ -8,6 +8,7 @@ and the fracture map for the heatmap.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -235,7 +236,9 @@ class Diagnoser:
             return f"the image does not look like an elbow, hand or shoulder X-ray (body part: {part})"
         minimum = self.part_entry.min_confidence or 0.0
         if confidence < minimum:
-            return f"the body part is unclear ({part} at {confidence:.0%}, below the {minimum:.0%} needed)"
+            # Rounded down, so the words agree with the decision: 89.9% reads 89%, not 90%.
+            shown = math.floor(confidence * 100)
+            return f"the body part is unclear ({part} at {shown}%, below the {minimum:.0%} needed)"
         return None
 
     def _class_activation_map(self, entry: ModelEntry, features: np.ndarray) -> np.ndarray:
