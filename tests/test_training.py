@@ -323,3 +323,11 @@ def test_missing_train_extra_is_named_before_any_work(blocked, package, command,
     assert len(lines) == 1 and package in lines[0]
     assert 'pip install "bonefrac[train]"' in lines[0] and "make install-dev" in lines[0]
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # nothing was done
+
+
+def test_multiworker_is_refused_in_one_line_before_any_work(tmp_path):
+    """Keras 3 cannot fit under MultiWorkerMirroredStrategy (keras-team/keras#20585): say so at once."""
+    result = _run_training_cli(["all", "--strategy", "multiworker", "--limit", "8", "--epochs", "1"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "keras-team/keras#20585" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--strategy",
             default="default",
             choices=("default", "mirrored", "multiworker"),
-            help="tf.distribute strategy: several GPUs (mirrored) or machines (multiworker, reads TF_CONFIG)",
+            help="tf.distribute strategy: several GPUs of one machine (mirrored); multiworker (TF_CONFIG) is refused: "
+            "Keras 3 cannot train with it (keras-team/keras#20585)",
         )
         command.add_argument(
             "--precision",

@@ -35,6 +35,10 @@ def only_sources(samples: list[Sample], sources: tuple[str, ...]) -> list[Sample
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if getattr(args, "strategy", None) == "multiworker":
+        from training.train import MULTIWORKER_UNSUPPORTED
+
+        raise ValueError(MULTIWORKER_UNSUPPORTED)  # before any image is read
     samples = load_samples(args.data)
     if args.command == "evaluate":
         from training.publish import evaluate_models

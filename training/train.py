@@ -118,11 +118,20 @@ def keras_verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
+# Tried on 2026-11-29 with two workers on loopback ports (TF_CONFIG): Keras 3's fit first
+# averages a nested data batch across workers, which MultiWorkerMirroredStrategy cannot reduce,
+# and then reduces scalar logs along an axis they lack (keras-team/keras#20585, open).
+MULTIWORKER_UNSUPPORTED = (
+    "--strategy multiworker: Keras 3's model.fit cannot train with TensorFlow's MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585); train on one machine (--strategy mirrored uses all its GPUs)"
+)
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG
+        raise ValueError(MULTIWORKER_UNSUPPORTED)
     return tf.distribute.get_strategy()
 
 
@@ -211,6 +220,9 @@ def train(
     run_dir: Path,
 ) -> tuple[keras.Model, dict]:
     """Train and return the best model (lowest validation loss) and a record of the run."""
+    # First of all: a multi-worker strategy configures TensorFlow's collective ops, which must
+    # happen before any other TensorFlow work in the process.
+    strategy = make_strategy(config.strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2))
     keras.utils.set_random_seed(config.seed)
@@ -218,7 +230,7 @@ def train(
     val_data = make_dataset(val_pixels, val_samples, config, training=False)
     steps = int(np.ceil(len(train_samples) / config.batch_size))
     keras.mixed_precision.set_global_policy(config.precision)
-    with make_strategy(config.strategy).scope():
+    with strategy.scope():
         model = build_model(config.input_size, init=config.init)
         compile_model(model, config, steps)
     wallclock = WallClock(run_dir / "wallclock.json")
