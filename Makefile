@@ -41,10 +41,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# Tk for the window, Xvfb so the GUI tests run where there is no screen. Needs root (apt).
+# Tk for the window, Xvfb so the GUI tests run where there is no screen, dicom3tools' dciodvfy
+# so the tests validate the DICOM results we write. Needs root (apt).
 system-deps:
 	@missing=""; \
 	command -v Xvfb >/dev/null || missing="$$missing xvfb xauth"; \
+	command -v dciodvfy >/dev/null || missing="$$missing dicom3tools"; \
 	$(PYTHON) -c "import tkinter" 2>/dev/null || missing="$$missing python3-tk"; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

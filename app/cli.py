@@ -1,7 +1,7 @@
 """`bonefrac`: the desktop app (no arguments) and its command line.
 
     bonefrac [FILE ...]                        open the window (with these X-rays, as "Open with" does)
-    bonefrac predict FILE [FILE ...] [--study] [--json] [--heatmap DIR] [--report PATH]
+    bonefrac predict FILE [FILE ...] [--study] [--json] [--heatmap DIR] [--report PATH] [--dicom DIR]
 
 Exit status: 0 all files diagnosed; 2 a file (or an output path) could not be used, the
 other files are still processed; 3 the model files are missing or damaged.
@@ -26,7 +26,7 @@ EXIT_BAD_MODELS = 3
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 PREDICT_EPILOG = """exit status:
   0  every file was diagnosed
-  2  a file, a folder or an output path (--heatmap, --report) could not be used: one line
+  2  a file, a folder or an output path (--heatmap, --report, --dicom) could not be used: one line
      'error: <file>: <reason>' on stderr; the other files are still diagnosed
   3  the model files are missing or do not match their manifest.json"""
 
@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--heatmap", type=Path, metavar="DIR", help="write heatmap overlays as PNGs into DIR")
     predict.add_argument("--report", type=Path, metavar="PATH", help="write a report (.pdf or .png)")
     predict.add_argument("--note", default="", help="a note to print in the report")
+    predict.add_argument(
+        "--dicom",
+        type=Path,
+        metavar="DIR",
+        help="write one DICOM result per image into DIR (<name>_result.dcm): a Secondary Capture with the "
+        "heatmap and the verdict burned in, filed with the source's patient and study when the input is DICOM",
+    )
     window = commands.add_parser("gui", help="open the window (the default); bonefrac FILE ... opens FILEs in it")
     window.add_argument("files", nargs="*", type=Path, metavar="FILE", help="X-rays to open at start")
     return parser
@@ -92,11 +99,9 @@ def predict(args: argparse.Namespace) -> int:
     if args.report is not None and (problem := _report_problem(args.report)):
         _fail(problem)
         return EXIT_BAD_INPUT
-    if args.heatmap is not None and not args.heatmap.is_dir():
-        try:
-            args.heatmap.mkdir(parents=True)
-        except OSError as error:
-            _fail(f"{args.heatmap}: cannot create the heatmap folder ({error.strerror})")
+    for folder, what in ((args.heatmap, "heatmap"), (args.dicom, "DICOM result")):
+        if folder is not None and (problem := _output_folder_problem(folder, what)):
+            _fail(problem)
             return EXIT_BAD_INPUT
     files, status = _expand_folders(args.files)
     if not files:
@@ -131,12 +136,19 @@ def predict(args: argparse.Namespace) -> int:
     if args.heatmap is not None:
         heatmap_status, heatmap_names = _write_heatmaps(results, args.heatmap)
         status = max(status, heatmap_status)
+    dicom_names: list[str | None] = []
+    if args.dicom is not None:
+        dicom_status, dicom_names = _write_dicom_results(results, args.dicom, diagnoser.manifest)
+        status = max(status, dicom_status)
     if args.json:
         # `path` as given, so entries with the same file name (MURA's image1.png) stay apart.
         payload: list[dict] = [{**d.to_dict(), "path": given} for given, (_, d) in zip(given_paths, results)]
         if args.heatmap is not None:
             for item, name in zip(payload, heatmap_names):
                 item["heatmap"] = name
+        if args.dicom is not None:
+            for item, name in zip(payload, dicom_names):
+                item["dicom"] = name
         if study is not None:
             payload.append({"study": study.to_dict()})
         print(json.dumps(payload, indent=2))
@@ -165,6 +177,18 @@ def _report_problem(path: Path) -> str | None:
         return f"{path.parent}: the folder does not exist"
     if not os.access(path.parent, os.W_OK | os.X_OK):
         return f"{path.parent}: the report cannot be written in this folder (permission denied)"
+    return None
+
+
+def _output_folder_problem(folder: Path, what: str) -> str | None:
+    """Why files could not be written into `folder` (created when missing), or None."""
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as error:
+            return f"{folder}: cannot create the {what} folder ({error.strerror})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder}: the {what} files cannot be written in this folder (permission denied)"
     return None
 
 
@@ -207,12 +231,7 @@ def _write_heatmaps(results: list, folder: Path) -> tuple[int, list[str | None]]
     for index, (xray, diagnosis) in enumerate(results):
         if diagnosis.heatmap is None:
             continue
-        stem = Path(diagnosis.file).stem
-        name, copy = f"{stem}_heatmap.png", 1
-        while name in used:  # same name from two folders (or .png and .dcm): keep both
-            copy += 1
-            name = f"{stem}_{copy}_heatmap.png"
-        used.add(name)
+        name = _unique_name(diagnosis.file, "heatmap.png", used)
         buffer = io.BytesIO()
         overlay(xray, diagnosis.heatmap).save(buffer, format="PNG")
         try:
@@ -222,6 +241,34 @@ def _write_heatmaps(results: list, folder: Path) -> tuple[int, list[str | None]]
             return EXIT_BAD_INPUT, names
         names[index] = name
     return 0, names
+
+
+def _write_dicom_results(results: list, folder: Path, manifest) -> tuple[int, list[str | None]]:
+    """Write each result as a DICOM Secondary Capture; returns the exit status and the names written."""
+    from app.report.dicom_result import write_dicom_result
+
+    used: set[str] = set()
+    names: list[str | None] = [None] * len(results)
+    for index, (xray, diagnosis) in enumerate(results):
+        name = _unique_name(diagnosis.file, "result.dcm", used)
+        try:
+            write_dicom_result(folder / name, xray, diagnosis, manifest)
+        except BoneFracError as error:
+            _fail(str(error))
+            return EXIT_BAD_INPUT, names
+        names[index] = name
+    return 0, names
+
+
+def _unique_name(file: str, suffix: str, used: set[str]) -> str:
+    """<stem>_<suffix>, numbered when two inputs share a stem (two folders, or .png and .dcm)."""
+    stem = Path(file).stem
+    name, copy = f"{stem}_{suffix}", 1
+    while name in used:
+        copy += 1
+        name = f"{stem}_{copy}_{suffix}"
+    used.add(name)
+    return name
 
 
 def _table(results: list, study) -> str:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pydicom is imported only when a DICOM file is read
+    from pydicom.dataset import Dataset
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,6 +28,9 @@ class XRay:
     metadata: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     colourfulness: float = 0.0  # of the source before conversion to gray; photographs score high
+    # A DICOM source's header without its pixel data so a result can go back
+    # to the same patient and study. It holds identifiers: never log, store or export it.
+    dicom_header: Dataset | None = field(default=None, repr=False)
 
     @property
     def width(self) -> int:

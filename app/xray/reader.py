@@ -1,7 +1,8 @@
 """Read an image file into an `XRay`. The one reader of pixels, for the app and for training.
 
-Files are decoded by content, not by extension. DICOM files (recognised by their
-"DICM" preamble) go to `app.xray.dicom`; everything else goes through Pillow.
+Files are decoded by content, not by extension. DICOM files (by their "DICM" preamble, or
+raw datasets without one: `app.xray.sniff`) go to `app.xray.dicom`; everything else goes
+through Pillow.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from app.errors import XRayReadError
 from app.xray.colour import measure_colourfulness
 from app.xray.image import XRay
 from app.xray.limits import MAX_PIXELS, MAX_SIDE, MIN_SIDE, limit_size
-
-_DICOM_MAGIC_OFFSET = 128
+from app.xray.sniff import HEAD_SIZE, is_dicom
 
 # Our own limit (MAX_PIXELS, checked before decoding) replaces Pillow's lower default, and
 # its warning, which would otherwise print to the terminal for large legitimate scans.
@@ -62,8 +62,7 @@ def _check_readable(file_path: Path) -> None:
 def looks_like_dicom(file_path: Path) -> bool:
     try:
         with file_path.open("rb") as handle:
-            handle.seek(_DICOM_MAGIC_OFFSET)
-            return handle.read(4) == b"DICM"
+            return is_dicom(handle.read(HEAD_SIZE))
     except OSError:
         return False
 
