@@ -146,3 +146,27 @@ def test_unusable_dicom_folder_is_refused_before_any_image_is_diagnosed(hand, tm
     assert status == 2 and captured.out == ""
     expected = f"error: {occupied}: cannot create the DICOM result folder (File exists)"
     assert captured.err.strip().splitlines() == [expected]
+
+
+def test_identifiers_reach_neither_history_nor_csv(virtual_display, source, tmp_path):
+    """The window diagnoses a DICOM with a patient name and ID: the history database (with its
+    write-ahead log) and its CSV export hold neither, though the XRay on screen carries them."""
+    from app.gui.window import BoneFracWindow
+    from tests.test_gui import close_dialogs, load, wait_for
+
+    home = tmp_path / "home"
+    home.mkdir()
+    app = BoneFracWindow(MODELS_DIR, history_path=home / "history.sqlite3")
+    try:
+        wait_for(app, lambda: app.diagnoser is not None or app.models_error is not None)
+        load(app, source)
+        assert app.current_view.xray.dicom_header.PatientID == "123456"
+        app.predict_button.invoke()
+        wait_for(app, lambda: not app.predicting)
+        assert close_dialogs(app) == [] and app.current_view.diagnosis is not None
+        assert app.export_history(tmp_path / "history.csv")
+    finally:
+        app.close()
+    stored = b"".join(path.read_bytes() for path in [*home.iterdir(), tmp_path / "history.csv"] if path.is_file())
+    assert b"IM0001.dcm" in stored  # the row is there
+    assert not any(word.encode() in stored for word in IDENTIFIERS)
