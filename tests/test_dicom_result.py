@@ -148,11 +148,12 @@ def test_unusable_dicom_folder_is_refused_before_any_image_is_diagnosed(hand, tm
     assert captured.err.strip().splitlines() == [expected]
 
 
-def test_identifiers_reach_neither_history_nor_csv(virtual_display, source, tmp_path):
-    """The window diagnoses a DICOM with a patient name and ID: the history database (with its
-    write-ahead log) and its CSV export hold neither, though the XRay on screen carries them."""
+def test_window_saves_as_dicom_and_keeps_identifiers_out_of_history_and_csv(virtual_display, source, tmp_path):
+    """The window diagnoses a DICOM with a patient name and ID and saves it as DICOM through the
+    button and its dialog: the object joins the study; the history database (with its
+    write-ahead log) and its CSV export hold neither identifier, though the XRay on screen does."""
     from app.gui.window import BoneFracWindow
-    from tests.test_gui import close_dialogs, load, wait_for
+    from tests.test_gui import answer_file_dialog, close_dialogs, load, wait_for
 
     home = tmp_path / "home"
     home.mkdir()
@@ -164,9 +165,15 @@ def test_identifiers_reach_neither_history_nor_csv(virtual_display, source, tmp_
         app.predict_button.invoke()
         wait_for(app, lambda: not app.predicting)
         assert close_dialogs(app) == [] and app.current_view.diagnosis is not None
+        seen = answer_file_dialog(app, tmp_path / "saved_result.dcm")
+        app.dicom_button.invoke()
+        wait_for(app, lambda: (tmp_path / "saved_result.dcm").is_file() and not app.writing_report)
+        assert close_dialogs(app) == [] and seen["file"] == "IM0001_result.dcm"
         assert app.export_history(tmp_path / "history.csv")
     finally:
         app.close()
+    validate(tmp_path / "saved_result.dcm")
+    assert pydicom.dcmread(tmp_path / "saved_result.dcm").StudyInstanceUID == STUDY_UID
     stored = b"".join(path.read_bytes() for path in [*home.iterdir(), tmp_path / "history.csv"] if path.is_file())
     assert b"IM0001.dcm" in stored  # the row is there
     assert not any(word.encode() in stored for word in IDENTIFIERS)

@@ -13,7 +13,6 @@ from tkinter import filedialog
 import customtkinter as ctk
 from PIL import Image
 
-from app.diagnosis.diagnoser import Outcome
 from app.diagnosis.heatmap import overlay
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
 from app.errors import BoneFracError
@@ -119,6 +118,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.zoom_in_button = ctk.CTkButton(bar, text="+", width=36, command=lambda: self.viewer.zoom_by(1.25))
         self.screenshot_button = ctk.CTkButton(bar, text="Save screenshot…", width=140, command=self.screenshot_dialog)
         self.report_button = ctk.CTkButton(bar, text="Save report…", width=120, command=self.report_dialog)
+        self.dicom_button = ctk.CTkButton(bar, text="Save as DICOM…", width=130, command=self.dicom_dialog)
         self.history_button = ctk.CTkButton(bar, text="History", width=90, command=self.show_history)
         self.about_button = ctk.CTkButton(bar, text="About", width=80, command=self.show_about)
         self.appearance_menu = ctk.CTkOptionMenu(
@@ -131,7 +131,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             widget.pack(side="left", padx=2, pady=6)
         for widget in (self.appearance_menu, self.theme_label, self.about_button, self.history_button):
             widget.pack(side="right", padx=4, pady=6)
-        for widget in (self.report_button, self.screenshot_button):
+        for widget in (self.dicom_button, self.report_button, self.screenshot_button):
             widget.pack(side="right", padx=4, pady=6)
 
         left = ctk.CTkFrame(self, fg_color="transparent")
@@ -310,31 +310,30 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             return
         self.predicting = True
         generation = self.generation
-        xrays = [view.xray for view in self.views]  # the images on screen: each file is read once
+        paths = [view.path for view in self.views]
         diagnoser = self.diagnoser
-        self.set_status(f"Predicting {len(xrays)} image(s)…", busy=True)
+        self.set_status(f"Predicting {len(paths)} image(s)…", busy=True)
         self.render_buttons()
 
-        def run() -> tuple[list[Outcome], StudyDiagnosis | None]:
-            outcomes = list(diagnoser.diagnose_many(xrays))
-            done = [outcome.diagnosis for outcome in outcomes if outcome.diagnosis is not None]
-            return outcomes, (diagnoser.aggregate_study(done) if len(done) > 1 else None)
+        def run() -> tuple[list[tuple[Path, XRay | None, Diagnosis | BoneFracError]], StudyDiagnosis | None]:
+            results = list(diagnoser.diagnose_files(paths))
+            done = [r[2] for r in results if isinstance(r[2], Diagnosis)]
+            return results, (diagnoser.aggregate_study(done) if len(done) > 1 else None)
 
         self.tasks.submit(run, lambda result: self._predicted(generation, *result), self._unexpected)
 
-    def _predicted(self, generation: int, outcomes: list[Outcome], study: StudyDiagnosis | None) -> None:
+    def _predicted(self, generation: int, results: list, study: StudyDiagnosis | None) -> None:
         self.predicting = False
         if generation != self.generation:
             self.render_buttons()
             return
+        errors = [f"{path.name}: {item}" for path, _, item in results if isinstance(item, BoneFracError)]
+        by_path = {path: (xray, item) for path, xray, item in results if isinstance(item, Diagnosis)}
         study_id = uuid.uuid4().hex if study is not None else None
         note = self.note_entry.get().strip()
-        errors = []
-        for view, outcome in zip(self.views, outcomes):  # one outcome per view, in order
-            if outcome.error is not None:
-                errors.append(f"{view.path.name}: {outcome.error}")
-            else:
-                view.diagnosis = outcome.diagnosis
+        for view in self.views:
+            if view.path in by_path:
+                view.xray, view.diagnosis = by_path[view.path]
                 view.history_id = self._remember(view, note, study_id)
         self.saved_note = note
         self.study = study
@@ -392,6 +391,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.predict_button.configure(state="normal" if self.can_predict() else "disabled")
         has_result = any(v.diagnosis is not None for v in self.views)
         self.report_button.configure(state="normal" if has_result and not self.writing_report else "disabled")
+        shown = self.current_view is not None and self.current_view.diagnosis is not None
+        self.dicom_button.configure(state="normal" if shown and not self.writing_report else "disabled")
         self.history_button.configure(state="normal" if self.history is not None else "disabled")
         if not (self.tasks.busy or self.predicting or self.loading or self.writing_report):
             self.progress.stop()
@@ -589,10 +590,31 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.set_status(status)
         self.render_buttons()
 
-    def _report_failed(self, path: Path, error: BaseException) -> None:
+    def _report_failed(self, path: Path, error: BaseException, what: str = "Report") -> None:
         reason = str(error) if isinstance(error, BoneFracError) else f"{path.name} could not be written ({error})"
-        self._report_finished(f"Report not saved: {path.name}")
-        self.show_error("Report not saved", reason)
+        self._report_finished(f"{what} not saved: {path.name}")
+        self.show_error(f"{what} not saved", reason)
+
+    def dicom_dialog(self) -> None:
+        if self.current_view is None or self.current_view.diagnosis is None:
+            return
+        path = self.ask_save_path("Save as DICOM", self.suggested_name("result.dcm"), [("DICOM", "*.dcm")])
+        if path is not None:
+            self.save_dicom(path)
+
+    def save_dicom(self, path: Path) -> None:
+        """The view on screen as a DICOM Secondary Capture, written on the worker thread like a report."""
+        from app.report.dicom_result import write_dicom_result
+
+        view, manifest = self.current_view, self.diagnoser.manifest
+        self.writing_report = True
+        self.set_status(f"Writing DICOM result {path.name}…", busy=True)
+        self.render_buttons()
+        self.tasks.submit(
+            lambda: write_dicom_result(path, view.xray, view.diagnosis, manifest),
+            on_done=lambda _: self._report_finished(f"DICOM result saved: {path.name} in {path.parent}"),
+            on_error=lambda error: self._report_failed(path, error, "DICOM result"),
+        )
 
     # ---------- history and about ----------
     def _open_history(self, history_path: Path | None) -> None:
