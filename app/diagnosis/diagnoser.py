@@ -1,5 +1,9 @@
 """`Diagnoser`: X-ray in, `Diagnosis` out.
 
+    diagnose(source) -> Diagnosis             one file or XRay; raises what kept it from a diagnosis
+    diagnose_many(sources) -> Iterator[Outcome]   many, in order, batched; a bad file is an Outcome
+    aggregate_study(diagnoses) -> StudyDiagnosis  views of one study -> one study verdict
+
 Models named in the manifest are loaded once. Every distinct model file runs once per
 image and input size; when the body-part model and the fracture models share one trunk
 (the shipped design), that is a single ResNet-50 pass giving the part, every fracture head
@@ -13,19 +17,54 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest, sha256_of
+from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest
 from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
 from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Thresholds, Verdict
-from app.errors import BoneFracError, ModelFilesError, XRayReadError
+from app.errors import BoneFracError, ModelFilesError
 from app.locations import shipped_models_dir
 from app.xray import XRay, read_xray, to_model_input
 
 DEFAULT_MODELS_DIR = shipped_models_dir()
+
+Source = str | os.PathLike[str] | XRay  # a file to read, or an X-ray already read (the window's)
+
+
+@dataclass(frozen=True, eq=False)
+class Outcome:
+    """What became of one source: its X-ray and diagnosis, or the error that kept it from
+    being diagnosed (a file that cannot be read: `xray` and `diagnosis` are then None)."""
+
+    source: Source  # as given
+    xray: XRay | None
+    diagnosis: Diagnosis | None
+    error: BoneFracError | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """One source read and turned into model inputs, waiting for its batch."""
+
+    source: Source
+    xray: XRay
+    inputs: dict[int, np.ndarray]  # by input size
+    timings: dict[str, float]  # read, preprocess (ms)
+
+
+class _Route(NamedTuple):
+    """Where an image or a study was routed, named as the fields Diagnosis and StudyDiagnosis
+    share, so both are built from it by name (`_asdict()`: a shallow dict, Thresholds kept)."""
+
+    verdict: Verdict
+    fracture_probability: float | None  # None when unsupported
+    thresholds: Thresholds | None
+    unsupported_reason: str | None
 
 
 def _keras():
@@ -95,80 +134,62 @@ class Diagnoser:
                 outputs[key] = {name: values[index] for name, values in arrays.items()}
         return per_image
 
-    def diagnose(self, source: str | os.PathLike[str] | XRay, with_heatmap: bool = True) -> Diagnosis:
-        if isinstance(source, XRay):
-            started = time.perf_counter()
-            inputs = self._model_inputs(source)
-            prepared = time.perf_counter()
-            outputs = self._infer([inputs])[0]
-            timings = {"read": 0.0, "preprocess": _ms(started, prepared), "inference": _ms(prepared)}
-            return self._compose(source, outputs, with_heatmap, timings, started)
-        return self.diagnose_file(source, with_heatmap)[1]
+    def diagnose(self, source: Source, with_heatmap: bool = True) -> Diagnosis:
+        """One image; raises the error that kept it from being diagnosed (an unreadable file)."""
+        (outcome,) = self.diagnose_many([source], with_heatmap=with_heatmap)  # runs it to the end
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.diagnosis
 
-    def diagnose_file(self, path: str | os.PathLike[str], with_heatmap: bool = True) -> tuple[XRay, Diagnosis]:
-        """Read a file and diagnose it; the XRay comes back too, for display and heatmaps."""
-        result = next(self.diagnose_files([path], with_heatmap=with_heatmap))
-        if isinstance(result[2], BoneFracError):
-            raise result[2]
-        return result[1], result[2]
-
-    def diagnose_files(
-        self, paths: Sequence[str | os.PathLike[str]], with_heatmap: bool = True, batch_size: int = 16
-    ) -> Iterator[tuple[Path, XRay | None, Diagnosis | BoneFracError]]:
-        """Diagnose many files, in order: files are read and prepared on worker threads while
-        the model runs on whole batches. A file that cannot be read yields its error."""
-        paths = [Path(p) for p in paths]
+    def diagnose_many(
+        self, sources: Sequence[Source], with_heatmap: bool = True, batch_size: int = 16
+    ) -> Iterator[Outcome]:
+        """One `Outcome` per source, in order: files are read and prepared on worker threads
+        while the model runs on whole batches. A file that cannot be read is an Outcome with
+        its error; the others are still diagnosed."""
+        sources = list(sources)
         window = 2 * batch_size  # read ahead a bounded number of files: memory stays flat
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as readers:
-            pending: list[tuple[Path, XRay, dict[int, np.ndarray], str, float, float]] = []
-            for chunk_start in range(0, len(paths), window):
-                chunk = paths[chunk_start : chunk_start + window]
-                for path, item in zip(chunk, readers.map(self._read_and_prepare, chunk)):
-                    if isinstance(item, BoneFracError):
-                        yield from self._flush(pending, with_heatmap)
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as workers:
+            pending: list[_Prepared] = []
+            for chunk_start in range(0, len(sources), window):
+                chunk = sources[chunk_start : chunk_start + window]
+                futures = [workers.submit(self._prepare, source) for source in chunk]
+                for source, future in zip(chunk, futures):
+                    try:
+                        pending.append(future.result())
+                    except BoneFracError as error:
+                        yield from self._run(pending, with_heatmap)  # the views before it, in order
                         pending = []
-                        yield path, None, item
+                        yield Outcome(source, None, None, error)
                         continue
-                    pending.append((path, *item))
                     if len(pending) == batch_size:
-                        yield from self._flush(pending, with_heatmap)
+                        yield from self._run(pending, with_heatmap)
                         pending = []
-            yield from self._flush(pending, with_heatmap)
+            yield from self._run(pending, with_heatmap)
 
-    def _read_and_prepare(self, path: Path):
+    def _prepare(self, source: Source) -> _Prepared:
+        """Read (unless already an XRay) and make the model inputs; raises BoneFracError."""
         started = time.perf_counter()
-        try:
-            xray = read_xray(path)
-            digest = sha256_of(path)
-        except BoneFracError as error:
-            return error
-        except OSError as error:  # vanished or unreadable between reading and hashing
-            return XRayReadError(f"the file could not be read ({error.strerror or error})")
+        xray = source if isinstance(source, XRay) else read_xray(source)
         read = time.perf_counter()
         inputs = self._model_inputs(xray)
-        return xray, inputs, digest, _ms(started, read), _ms(read)
+        return _Prepared(source, xray, inputs, {"read": _ms(started, read), "preprocess": _ms(read)})
 
-    def _flush(self, pending: list, with_heatmap: bool) -> Iterator[tuple[Path, XRay, Diagnosis]]:
-        if not pending:
+    def _run(self, batch: list[_Prepared], with_heatmap: bool) -> Iterator[Outcome]:
+        if not batch:
             return
         started = time.perf_counter()
-        outputs = self._infer([item[2] for item in pending])
-        inference_ms = _ms(started) / len(pending)  # per image: the batch shares one pass
-        for (path, xray, _, digest, read_ms, preprocess_ms), image_outputs in zip(pending, outputs):
-            timings = {"read": read_ms, "preprocess": preprocess_ms, "inference": inference_ms}
-            composed_from = time.perf_counter() - (read_ms + preprocess_ms + inference_ms) / 1000
-            yield path, xray, self._compose(xray, image_outputs, with_heatmap, timings, composed_from, digest)
+        outputs = self._infer([item.inputs for item in batch])
+        inference_ms = _ms(started) / len(batch)  # per image: the batch shares one pass
+        for item, image_outputs in zip(batch, outputs):
+            timings = {**item.timings, "inference": inference_ms}
+            yield Outcome(item.source, item.xray, self._compose(item.xray, image_outputs, with_heatmap, timings))
 
     def _compose(
-        self,
-        xray: XRay,
-        outputs: dict[tuple, dict[str, np.ndarray]],
-        with_heatmap: bool,
-        timings: dict[str, float],
-        started: float,
-        file_sha256: str = "",
+        self, xray: XRay, outputs: dict[tuple, dict[str, np.ndarray]], with_heatmap: bool, timings: dict[str, float]
     ) -> Diagnosis:
-        """Model outputs for one image -> the Diagnosis value."""
+        """Model outputs for one image -> the Diagnosis value. `timings`: read, preprocess, inference."""
+        composing = time.perf_counter()
         part_entry = self.part_entry
         part_scores = outputs[_pass_of(part_entry)]["part"]
         part_probabilities = {name: float(p) for name, p in zip(part_entry.class_names, part_scores)}
@@ -178,24 +199,20 @@ class Diagnoser:
             head_probabilities[name] = self._fracture_probability(self.fracture_entry(name), outputs)
 
         scope_reason = out_of_scope_reason(xray)
-        reason, probability, thresholds, verdict = self._route(part_probabilities, head_probabilities, scope_reason)
+        route = self._route(part_probabilities, head_probabilities, scope_reason)
         heatmap_started = time.perf_counter()
         heatmap = None
-        if reason is None and with_heatmap:
-            entry = self.fracture_entry(part)
-            heatmap = self._heatmap(entry, outputs)
-        timings = {**timings, "heatmap": _ms(heatmap_started), "total": _ms(started)}
+        if route.unsupported_reason is None and with_heatmap:
+            heatmap = self._heatmap(self.fracture_entry(part), outputs)
+        timings = {**timings, "heatmap": _ms(heatmap_started), "total": sum(timings.values()) + _ms(composing)}
         return Diagnosis(
             file=xray.source_name,
             part=part,
             part_probabilities=part_probabilities,
-            verdict=verdict,
-            fracture_probability=probability,
-            thresholds=thresholds,
-            unsupported_reason=reason,
+            **route._asdict(),
             model_version=self.model_version,
             timings_ms=timings,
-            file_sha256=file_sha256,
+            file_sha256=xray.file_sha256,
             head_probabilities=head_probabilities,
             heatmap=heatmap,
             notes=xray.notes,
@@ -215,9 +232,8 @@ class Diagnoser:
 
     def _route(
         self, part_probabilities: dict[str, float], head_probabilities: dict[str, float], refused: str | None = None
-    ) -> tuple[str | None, float | None, Thresholds | None, Verdict]:
-        """Route to the most likely part's fracture head: (reason refused, probability,
-        thresholds, verdict). `refused` is a reason found before the model."""
+    ) -> _Route:
+        """Route to the most likely part's fracture head. `refused` is a reason found before the model."""
         part = max(part_probabilities, key=part_probabilities.get)
         # In this order: only a supported part reaches its fracture model's own check.
         reason = (
@@ -226,10 +242,10 @@ class Diagnoser:
             or self.fracture_entry(part).verdicts_withheld
         )
         if reason is not None:
-            return reason, None, None, Verdict.UNSUPPORTED
+            return _Route(Verdict.UNSUPPORTED, None, None, reason)
         thresholds = self.fracture_entry(part).thresholds
         probability = head_probabilities[part]
-        return None, probability, thresholds, thresholds.verdict(probability)
+        return _Route(thresholds.verdict(probability), probability, thresholds, None)
 
     def _unsupported_reason(self, part: str, confidence: float) -> str | None:
         if part not in SUPPORTED_PARTS:
@@ -247,9 +263,6 @@ class Diagnoser:
         kernel, bias = self._cam_weights[entry.file]
         return _scaled(features @ kernel[:, entry.output_index] + bias[entry.output_index])
 
-    def diagnose_study(self, sources: Sequence[str | os.PathLike[str] | XRay]) -> StudyDiagnosis:
-        return self.aggregate_study([self.diagnose(source) for source in sources])
-
     def aggregate_study(self, views: Sequence[Diagnosis]) -> StudyDiagnosis:
         """Study part from the mean part probabilities; study fracture probability is the
         mean of that part's fracture head over all views."""
@@ -264,15 +277,11 @@ class Diagnoser:
         mean_parts = {name: float(np.mean([v.part_probabilities[name] for v in views])) for name in names}
         part = max(mean_parts, key=mean_parts.get)
         mean_heads = {name: float(np.mean([v.head_probabilities[name] for v in views])) for name in SUPPORTED_PARTS}
-        reason, probability, thresholds, verdict = self._route(mean_parts, mean_heads, refused)
         return StudyDiagnosis(
             views=tuple(views),
             part=part,
             part_probabilities=mean_parts,
-            verdict=verdict,
-            fracture_probability=probability,
-            thresholds=thresholds,
-            unsupported_reason=reason,
+            **self._route(mean_parts, mean_heads, refused)._asdict(),
             model_version=self.model_version,
         )
 
