@@ -119,16 +119,16 @@ def predict(args: argparse.Namespace) -> int:
     results = []
     given_paths: list[str] = []
     progress = tqdm(total=len(files), desc="diagnosing", unit="image", disable=None if len(files) > 1 else True)
-    # Results come in input order: keep each argument exactly as typed for --json's `path`.
-    for given, (path, xray, outcome) in zip(files, diagnoser.diagnose_files(files)):
+    # `outcome.source` is each argument exactly as typed: kept for --json's `path`.
+    for outcome in diagnoser.diagnose_many(files):
         progress.update()
-        if isinstance(outcome, BoneFracError):
+        if outcome.error is not None:
             progress.clear()
-            _fail(f"{path}: {outcome}")
+            _fail(f"{Path(outcome.source)}: {outcome.error}")
             status = EXIT_BAD_INPUT
         else:
-            results.append((xray, outcome))
-            given_paths.append(str(given))
+            results.append((outcome.xray, outcome.diagnosis))
+            given_paths.append(str(outcome.source))
     progress.close()
     study = diagnoser.aggregate_study([d for _, d in results]) if args.study and results else None
 

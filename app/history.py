@@ -85,8 +85,9 @@ class History:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path or default_history_path())
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection per History; the GUI uses it from the Tk thread only.
-        self._connection = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+        # One connection per History, used by the thread that opened it (the GUI's Tk thread):
+        # sqlite3's own check refuses any other thread, so a misuse fails instead of racing.
+        self._connection = sqlite3.connect(self.path, timeout=10)
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
         with self._connection:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -32,21 +34,28 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_json_output_and_study(xray_paths):
-    files = [str(xray_paths["elbow_0"]), str(xray_paths["elbow_1"])]
+def test_json_output_and_study(diagnoser, routed_paths):
+    """Each image's and the study's answer is the engine's for those files: two views routed
+    to one part's fracture model, so real verdicts and probabilities are compared."""
+    files = [str(path) for path in next(iter(routed_paths.values()))]
     result = run_cli("predict", *files, "--study", "--json")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     payload = json.loads(result.stdout)
     assert len(payload) == 3
-    for item, path in zip(payload[:2], files):
+    expected = [diagnoser.diagnose(path) for path in files]
+    assert all(diagnosis.supported for diagnosis in expected)  # verdicts with their probabilities
+    for item, path, diagnosis in zip(payload[:2], files, expected):
         assert set(item) >= REQUIRED_KEYS
         assert item["file"] == os.path.basename(path)
-        assert set(item["part_probabilities"]) == {"elbow", "hand", "shoulder", "other"}
-        assert item["verdict"] in {"fractured", "normal", "uncertain", "unsupported"}
-        assert (item["fracture_probability"] is None) == (item["verdict"] == "unsupported")
-    study = payload[2]["study"]
-    assert study["views"] == 2 and study["verdict"] in {"fractured", "normal", "uncertain", "unsupported"}
+        assert item["part"] == diagnosis.part
+        assert item["part_probabilities"] == pytest.approx(diagnosis.part_probabilities, abs=1e-4)
+        assert item["verdict"] == diagnosis.verdict.value
+        assert item["fracture_probability"] == pytest.approx(diagnosis.fracture_probability, abs=1e-4)
+        assert item["file_sha256"] == diagnosis.file_sha256
+    study, expected_study = payload[2]["study"], diagnoser.aggregate_study(expected)
+    assert study["views"] == 2 and study["verdict"] == expected_study.verdict.value
+    assert study["fracture_probability"] == pytest.approx(expected_study.fracture_probability, abs=1e-4)
 
 
 def test_bad_file_gives_one_line_and_the_rest_still_runs(xray_paths, tmp_path):
@@ -126,11 +135,56 @@ def test_pdf_report_reads_back(xray_paths, tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))  # nothing half-written left behind
 
 
-def test_png_report(xray_paths, tmp_path):
+def _pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB")).astype(int)
+
+
+def test_png_report_shows_the_engines_result(diagnoser, routed_paths, tmp_path):
+    """The PNG is the report composed from the engine's diagnosis of that file, and that
+    content is really drawn: the X-ray's own pixels, the heatmap beside it, rows of text."""
+    from app.report.content import build_content
+    from app.report.png import MARGIN, render_png
+
+    path = routed_paths["hand"][0]
     report = tmp_path / "report.png"
-    assert main(["--models-dir", str(MODELS_DIR), "predict", str(xray_paths["hand_0"]), "--report", str(report)]) == 0
+    assert main(["--models-dir", str(MODELS_DIR), "predict", str(path), "--report", str(report)]) == 0
     with Image.open(report) as image:
         assert image.format == "PNG" and image.width == 1240 and image.height >= 1754
+    page = _pixels(report.read_bytes())
+
+    (outcome,) = diagnoser.diagnose_many([path])
+    assert outcome.diagnosis.heatmap is not None
+    views = [(outcome.xray, outcome.diagnosis)]
+    # Composed at two times: the rows where those differ are the "Created" line, the only
+    # rows the CLI's page may differ in.
+    times = (dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2099, 12, 31, 23, 59, tzinfo=dt.UTC))
+    content, at_other_time = (build_content(views, diagnoser.manifest, created=when) for when in times)
+    early, late = _pixels(render_png(content)), _pixels(render_png(at_other_time))
+    assert page.shape == early.shape
+    created_rows = np.any(early != late, axis=(1, 2))
+    assert 0 < created_rows.sum() < 40  # one line of small text
+    assert np.abs(page - early)[~created_rows].max() <= 2  # the heatmap's floats may round apart
+
+    # The X-ray, drawn at the left margin: the rows where that column is gray and not white.
+    strip = page[:, MARGIN : MARGIN + 40]
+    gray = (strip.max(axis=2) == strip.min(axis=2)) & (strip.min(axis=2) < 250)
+    rows = np.flatnonzero(gray.mean(axis=1) > 0.9)
+    xray_rows = max(np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1), key=len)  # not a rule's row
+    top, height = xray_rows[0], len(xray_rows)
+    assert height > 300
+    width = round(height * outcome.xray.width / outcome.xray.height)
+    drawn = page[top : top + height, MARGIN : MARGIN + width, 0]
+    expected = np.asarray(Image.fromarray(outcome.xray.as_uint8()).resize((width, height)), dtype=int)
+    assert np.corrcoef(drawn.ravel(), expected.ravel())[0, 1] > 0.99  # another X-ray: about 0.2
+    # Beside it, the heatmap overlay: colour, where the X-ray is gray.
+    beside = page[top : top + height, MARGIN + width + 20 : MARGIN + 2 * width + 20]
+    assert (beside.max(axis=2) - beside.min(axis=2)).mean() > 10
+    # Above it, the view's lines of text: bands of rows with dark pixels.
+    text_rows = (page[:top, MARGIN:-MARGIN].min(axis=(1, 2)) < 100).astype(int)
+    bands = int(np.sum(np.diff(text_rows) == 1))
+    view = content.sections[0]
+    assert bands >= 1 + len(content.header_lines) + 1 + len(view.lines)  # title, header, heading, lines
 
 
 @pytest.mark.parametrize("name", ["report.docx", "no_such_folder/report.pdf", "a_folder.pdf"])

@@ -13,7 +13,7 @@ from app.diagnosis import Diagnoser, Verdict
 from app.diagnosis.heatmap import colourise
 from app.diagnosis.manifest import CHANCE_AUROC, MODEL_NAMES, load_manifest, sha256_of
 from app.diagnosis.value import SUPPORTED_PARTS, Thresholds
-from app.errors import ModelFilesError
+from app.errors import ModelFilesError, XRayReadError
 from app.xray import read_xray
 from tests.conftest import MODELS_DIR, routed_diagnoses
 
@@ -48,10 +48,43 @@ def test_diagnosis_is_consistent_with_the_models_output(diagnoser, routed_paths)
 
 
 def test_same_image_gives_the_same_answer(diagnoser, xray_paths):
-    first = diagnoser.diagnose(xray_paths["shoulder_0"])
-    second = diagnoser.diagnose(read_xray(xray_paths["shoulder_0"]))
+    path = xray_paths["shoulder_0"]
+    first = diagnoser.diagnose(path)
+    second = diagnoser.diagnose(read_xray(path))
     assert first.part_probabilities == pytest.approx(second.part_probabilities, abs=1e-5)
     assert first.head_probabilities == pytest.approx(second.head_probabilities, abs=1e-5)
+    # An XRay read elsewhere (the window's) still names the file it came from.
+    assert first.file_sha256 == second.file_sha256 == sha256_of(path)
+
+
+def test_diagnose_many_gives_one_outcome_per_source_in_order(diagnoser, xray_paths, tmp_path):
+    """Paths and XRays mixed, an unreadable file between them, batches of two: each source
+    gets its Outcome in input order, the same diagnosis as alone, and an XRay given is the
+    XRay that comes back (not read again)."""
+    bad = tmp_path / "not_an_xray.png"
+    bad.write_text("hello")
+    shown = read_xray(xray_paths["elbow_1"])
+    sources = [xray_paths["hand_0"], shown, bad, str(xray_paths["shoulder_1"]), xray_paths["other_0"]]
+    outcomes = list(diagnoser.diagnose_many(sources, with_heatmap=False, batch_size=2))
+    assert [outcome.source for outcome in outcomes] == sources
+    assert [outcome.error is None for outcome in outcomes] == [True, True, False, True, True]
+    failed = outcomes[2]
+    assert failed.xray is None and failed.diagnosis is None
+    assert isinstance(failed.error, XRayReadError) and "not an image file" in str(failed.error)
+    assert outcomes[1].xray is shown
+    for source, outcome in zip(sources, outcomes):
+        if outcome.error is not None:
+            continue
+        alone = diagnoser.diagnose(source, with_heatmap=False)
+        assert outcome.diagnosis.file == outcome.xray.source_name == alone.file
+        assert outcome.diagnosis.part_probabilities == pytest.approx(alone.part_probabilities, abs=1e-5)
+        assert outcome.diagnosis.verdict == alone.verdict
+        assert outcome.diagnosis.file_sha256 == alone.file_sha256 != ""
+
+
+def test_diagnose_raises_the_error_of_an_unreadable_file(diagnoser, tmp_path):
+    with pytest.raises(XRayReadError, match="file not found"):
+        diagnoser.diagnose(tmp_path / "missing.png")
 
 
 def test_unsupported_images_get_no_fracture_verdict(diagnoser, data_rows):
@@ -93,7 +126,7 @@ def test_views_refused_before_the_model_stay_out_of_the_study(diagnoser, routed_
 def test_study_of_refused_views_only_has_no_verdict(diagnoser, xray_paths, tmp_path):
     Image.fromarray(np.full((400, 300), 128, dtype=np.uint8)).save(tmp_path / "blank.png")
     Image.fromarray(colourise(read_xray(xray_paths["hand_0"]).pixels)).save(tmp_path / "colour.png")
-    study = diagnoser.diagnose_study([tmp_path / "blank.png", tmp_path / "colour.png"])
+    study = diagnoser.aggregate_study([diagnoser.diagnose(tmp_path / name) for name in ("blank.png", "colour.png")])
     assert study.verdict is Verdict.UNSUPPORTED
     assert study.fracture_probability is None and study.thresholds is None
     assert "radiograph" in study.unsupported_reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import subprocess
 import sys
@@ -84,6 +85,32 @@ def test_predict_shows_the_engines_diagnosis(window, diagnoser, xray_paths):
     row = window.history.rows()[0]
     assert (row.file_sha256, row.part, row.verdict) == (expected.file_sha256, expected.part, expected.verdict.value)
     assert row.model_version == expected.model_version
+
+
+def test_each_file_is_read_once_and_the_shown_xray_is_diagnosed(window, xray_paths, monkeypatch):
+    """Open and Predict read each file once: the XRay on screen is the one diagnosed, and the
+    diagnosis still names the file by the sha256 of its bytes (issue 13)."""
+    import app.diagnosis.diagnoser
+    import app.gui.window
+    from app.xray import read_xray
+
+    reads: list[Path] = []
+
+    def counted_read(path):  # the real reader, counted wherever the app calls it
+        reads.append(Path(path))
+        return read_xray(path)
+
+    for module in (app.gui.window, app.diagnosis.diagnoser):
+        monkeypatch.setattr(module, "read_xray", counted_read)
+    paths = [xray_paths["hand_0"], xray_paths["shoulder_1"]]
+    load(window, *paths)
+    shown = [view.xray for view in window.views]
+    window.predict_button.invoke()
+    wait_for(window, lambda: not window.predicting)
+    assert reads == paths
+    for view, xray, path in zip(window.views, shown, paths):
+        assert view.xray is xray and view.diagnosis is not None
+        assert view.diagnosis.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_study_of_several_views(window, xray_paths):

@@ -8,6 +8,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from app.history import History
 from tests.conftest import MODELS_DIR, REPO
@@ -76,3 +79,15 @@ def test_killed_writer_never_corrupts_earlier_rows(tmp_path, xray_paths):
     reopened = History(database)
     assert len(reopened.rows(limit=10_000)) == count
     reopened.close()
+
+
+def test_history_is_used_only_by_the_thread_that_opened_it(tmp_path):
+    """One connection, one thread, as History says: sqlite3 refuses another thread's use
+    rather than letting two threads race on one connection (issue 13)."""
+    history = History(tmp_path / "history.sqlite3")
+    other_thread = ThreadPoolExecutor(max_workers=1)
+    with pytest.raises(sqlite3.ProgrammingError, match="thread"):
+        other_thread.submit(history.rows).result()
+    other_thread.shutdown()
+    assert history.rows() == []  # the opening thread still uses it
+    history.close()

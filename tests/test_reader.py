@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -115,3 +117,18 @@ def test_non_ascii_file_name(tmp_path, xray_paths):
     target = tmp_path / "röntgen_手.jpg"
     target.write_bytes(xray_paths["hand_1"].read_bytes())
     assert read_xray(target).source_name == "röntgen_手.jpg"
+
+
+def test_the_xray_carries_the_sha256_of_its_files_bytes(xray_paths, tmp_path, real_gray):
+    """The reader hashes the bytes it decoded, so a diagnosis names exactly its file without
+    the file being read a second time (issue 13)."""
+    from tests.dicom_files import write_dicom
+
+    jpeg = xray_paths["hand_1"]
+    dicom = write_dicom(tmp_path / "hand.dcm", real_gray, bits=8)
+    for path in (jpeg, dicom):
+        assert read_xray(path).file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(jpeg.read_bytes() + b"\0")  # same pixels (JPEG ignores trailing bytes), other file
+    assert read_xray(copy).file_sha256 != read_xray(jpeg).file_sha256
+    assert np.array_equal(read_xray(copy).pixels, read_xray(jpeg).pixels)

@@ -16,7 +16,7 @@ def test_multi_view_pdf_keeps_each_view_on_one_page_with_numbers_and_notice(
     routed = [path for paths in routed_paths.values() for path in paths]  # views with verdicts and heatmaps
     others = (xray_paths[key] for key in ("hand_0", "shoulder_1", "elbow_0", "other_0"))
     paths = list(dict.fromkeys([*routed, *others]))  # each file once: the PDF stores a repeated image once
-    results = [(xray, outcome) for _, xray, outcome in diagnoser.diagnose_files(paths)]
+    results = [(outcome.xray, outcome.diagnosis) for outcome in diagnoser.diagnose_many(paths)]
     study = diagnoser.aggregate_study([diagnosis for _, diagnosis in results])
     target = tmp_path / "study.pdf"
     write_report(target, results, diagnoser.manifest, study=study, note="ED, follow-up")
@@ -39,7 +39,7 @@ def test_multi_view_pdf_keeps_each_view_on_one_page_with_numbers_and_notice(
 
 def test_pdf_text_is_left_aligned(diagnoser, xray_paths, tmp_path):
     path = xray_paths["hand_0"]
-    results = [(xray, outcome) for _, xray, outcome in diagnoser.diagnose_files([path])]
+    results = [(outcome.xray, outcome.diagnosis) for outcome in diagnoser.diagnose_many([path])]
     target = tmp_path / "one.pdf"
     write_report(target, results, diagnoser.manifest, note="a long note " * 30)
     for page in PdfReader(target).pages:

@@ -9,6 +9,7 @@ from PIL import Image, ImageTk
 
 MIN_ZOOM, MAX_ZOOM = 1.0, 8.0
 BACKGROUND = "#111111"
+PLACEHOLDER = "Open an X-ray (Ctrl+O) or drop files here"
 
 
 class XRayViewer(ctk.CTkFrame):
@@ -21,7 +22,6 @@ class XRayViewer(ctk.CTkFrame):
         self.offset = (0.0, 0.0)  # pan, in canvas pixels
         self._photo: ImageTk.PhotoImage | None = None
         self._drag_from: tuple[int, int] | None = None
-        self._placeholder = "Open an X-ray (Ctrl+O) or drop files here"
         self.canvas.bind("<Configure>", lambda _event: self.redraw())
         self.canvas.bind("<ButtonPress-1>", self._start_drag)
         self.canvas.bind("<B1-Motion>", self._drag)
@@ -33,10 +33,6 @@ class XRayViewer(ctk.CTkFrame):
         self.image = image
         if not keep_view:
             self.fit()
-        self.redraw()
-
-    def set_placeholder(self, text: str) -> None:
-        self._placeholder = text
         self.redraw()
 
     def fit(self) -> None:
@@ -67,7 +63,7 @@ class XRayViewer(ctk.CTkFrame):
         self.canvas.delete("all")
         width, height = max(1, self.canvas.winfo_width()), max(1, self.canvas.winfo_height())
         if self.image is None:
-            self.canvas.create_text(width // 2, height // 2, text=self._placeholder, fill="#bbbbbb")
+            self.canvas.create_text(width // 2, height // 2, text=PLACEHOLDER, fill="#bbbbbb")
             return
         fit = min(width / self.image.width, height / self.image.height)
         scale = fit * self.zoom

@@ -13,6 +13,7 @@ from tkinter import filedialog
 import customtkinter as ctk
 from PIL import Image
 
+from app.diagnosis.diagnoser import Outcome
 from app.diagnosis.heatmap import overlay
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
 from app.errors import BoneFracError
@@ -310,30 +311,31 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             return
         self.predicting = True
         generation = self.generation
-        paths = [view.path for view in self.views]
+        xrays = [view.xray for view in self.views]  # the images on screen: each file is read once
         diagnoser = self.diagnoser
-        self.set_status(f"Predicting {len(paths)} image(s)…", busy=True)
+        self.set_status(f"Predicting {len(xrays)} image(s)…", busy=True)
         self.render_buttons()
 
-        def run() -> tuple[list[tuple[Path, XRay | None, Diagnosis | BoneFracError]], StudyDiagnosis | None]:
-            results = list(diagnoser.diagnose_files(paths))
-            done = [r[2] for r in results if isinstance(r[2], Diagnosis)]
-            return results, (diagnoser.aggregate_study(done) if len(done) > 1 else None)
+        def run() -> tuple[list[Outcome], StudyDiagnosis | None]:
+            outcomes = list(diagnoser.diagnose_many(xrays))
+            done = [outcome.diagnosis for outcome in outcomes if outcome.diagnosis is not None]
+            return outcomes, (diagnoser.aggregate_study(done) if len(done) > 1 else None)
 
         self.tasks.submit(run, lambda result: self._predicted(generation, *result), self._unexpected)
 
-    def _predicted(self, generation: int, results: list, study: StudyDiagnosis | None) -> None:
+    def _predicted(self, generation: int, outcomes: list[Outcome], study: StudyDiagnosis | None) -> None:
         self.predicting = False
         if generation != self.generation:
             self.render_buttons()
             return
-        errors = [f"{path.name}: {item}" for path, _, item in results if isinstance(item, BoneFracError)]
-        by_path = {path: (xray, item) for path, xray, item in results if isinstance(item, Diagnosis)}
         study_id = uuid.uuid4().hex if study is not None else None
         note = self.note_entry.get().strip()
-        for view in self.views:
-            if view.path in by_path:
-                view.xray, view.diagnosis = by_path[view.path]
+        errors = []
+        for view, outcome in zip(self.views, outcomes):  # one outcome per view, in order
+            if outcome.error is not None:
+                errors.append(f"{view.path.name}: {outcome.error}")
+            else:
+                view.diagnosis = outcome.diagnosis
                 view.history_id = self._remember(view, note, study_id)
         self.saved_note = note
         self.study = study

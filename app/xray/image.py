@@ -28,6 +28,9 @@ class XRay:
     metadata: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     colourfulness: float = 0.0  # of the source before conversion to gray; photographs score high
+    # sha256 of the file's bytes as the reader read them ("" for an image not read from a file):
+    # the history and reports name exactly the file that was diagnosed.
+    file_sha256: str = ""
     # A DICOM source's header without its pixel data so a result can go back
     # to the same patient and study. It holds identifiers: never log, store or export it.
     dicom_header: Dataset | None = field(default=None, repr=False)

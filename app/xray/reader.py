@@ -2,13 +2,16 @@
 
 Files are decoded by content, not by extension. DICOM files (by their "DICM" preamble, or
 raw datasets without one: `app.xray.sniff`) go to `app.xray.dicom`; everything else goes
-through Pillow.
+through Pillow. The file is read once; its sha256 is taken from those bytes and travels on the `XRay`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +38,22 @@ def read_xray(path: str | os.PathLike[str]) -> XRay:
     file_path = Path(path)
     try:
         _check_readable(file_path)
-        if looks_like_dicom(file_path):
+        data = _read_bytes(file_path)
+        if is_dicom(data[:HEAD_SIZE]):
             from app.xray.dicom import read_dicom  # pydicom is only imported when needed
 
-            return read_dicom(file_path)
-        return _read_with_pillow(file_path)
+            # read_dicom opens the file by its path (pydicom reads it again): the hash below
+            # is of the bytes read here, the same file unless it changed in between.
+            xray = read_dicom(file_path)
+        else:
+            xray = _read_with_pillow(data, file_path.name)
     except XRayReadError:
         raise
     except MemoryError:
         raise XRayReadError("the image is too large for this computer's memory") from None
     except Exception as error:  # a decoder's own failure on a malformed file
         raise XRayReadError(f"the file could not be read as an image ({type(error).__name__}: {error})") from None
+    return replace(xray, file_sha256=hashlib.sha256(data).hexdigest())
 
 
 def _check_readable(file_path: Path) -> None:
@@ -59,6 +67,13 @@ def _check_readable(file_path: Path) -> None:
         raise XRayReadError("the file is empty")
 
 
+def _read_bytes(file_path: Path) -> bytes:
+    try:
+        return file_path.read_bytes()
+    except OSError as error:  # vanished or unreadable since the checks above
+        raise XRayReadError(f"the file could not be read ({error.strerror or error})") from None
+
+
 def looks_like_dicom(file_path: Path) -> bool:
     try:
         with file_path.open("rb") as handle:
@@ -67,9 +82,9 @@ def looks_like_dicom(file_path: Path) -> bool:
         return False
 
 
-def _read_with_pillow(file_path: Path) -> XRay:
+def _read_with_pillow(data: bytes, name: str) -> XRay:
     try:
-        image = Image.open(file_path)
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise XRayReadError("not an image file that can be read (expected PNG, JPEG or DICOM)") from None
     except Image.DecompressionBombError:
@@ -103,7 +118,7 @@ def _read_with_pillow(file_path: Path) -> XRay:
     pixels = limit_size(pixels)
     return XRay(
         pixels=pixels,
-        source_name=file_path.name,
+        source_name=name,
         file_format=file_format,
         original_size=(width, height),
         metadata={"format": file_format, "mode": source_mode},
