@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import sys
@@ -14,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from app.atomic import write_text_atomic
+from app.atomic import write_bytes_atomic, write_text_atomic
 from training.data import Sample
 from training.model import FRACTURE_HEADS, MAP_STRIDE, as_float32, build_model
 from training.targets import (
@@ -107,10 +108,34 @@ def _best_val_loss_so_far(run_dir: Path) -> float | None:
     return min(losses) if losses else None
 
 
-# The best epoch's weights (no optimizer state: resuming uses backup/), and the inference
-# model written from them at the end of a run, which `--init` and publishing read.
-BEST_WEIGHTS = "best.weights.h5"
+# The best epoch's layer weights (no optimizer state, a third of a full checkpoint: resuming
+# uses backup/), and the inference model written from them at the end of a run, which
+# `--init` and publishing read.
+BEST_WEIGHTS = "best_weights.npz"
 BEST_MODEL = "best.keras"
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keep the layer weights of the epoch with the lowest validation loss, written atomically."""
+
+    def __init__(self, path: Path, best_so_far: float | None) -> None:
+        super().__init__()
+        self.path = path
+        self.best = np.inf if best_so_far is None else best_so_far
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("val_loss")
+        if loss is None or not loss < self.best:
+            return
+        self.best = float(loss)
+        buffer = io.BytesIO()
+        np.savez(buffer, *self.model.get_weights())
+        write_bytes_atomic(self.path, buffer.getvalue())
+
+
+def load_best_weights(model: keras.Model, path: Path) -> None:
+    with np.load(path) as stored:
+        model.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
 
 
 def keras_verbosity() -> int:
@@ -239,13 +264,7 @@ def train(
         # Kept after the run too: the same --run-dir resumes an interrupted run or extends a
         # finished one to more --epochs; a new --run-dir starts afresh.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(
-            str(run_dir / BEST_WEIGHTS),
-            monitor="val_loss",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=_best_val_loss_so_far(run_dir),
-        ),
+        BestWeights(run_dir / BEST_WEIGHTS, _best_val_loss_so_far(run_dir)),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.LambdaCallback(
@@ -264,7 +283,7 @@ def train(
         keras.mixed_precision.set_global_policy("float32")
     duration = wallclock.seconds
     best = as_float32(model, config.input_size)  # float32, uncompiled: what is saved and published
-    best.load_weights(run_dir / BEST_WEIGHTS)
+    load_best_weights(best, run_dir / BEST_WEIGHTS)
     best.save(run_dir / BEST_MODEL)
     with (run_dir / "history.csv").open() as history:
         epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
