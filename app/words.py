@@ -8,7 +8,7 @@ from typing import Any
 
 from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import interval_text  # one wording of an interval, in the model card and here
-from app.diagnosis.value import Thresholds, Verdict
+from app.diagnosis.value import FRACTURE_MAP, Thresholds, Verdict
 
 VERDICT_LABELS = {
     Verdict.FRACTURED: "Fractured",
@@ -77,3 +77,15 @@ def skill_text(manifest: ModelManifest, part: str) -> str:
         return ""
     metrics = entry.info.get("metrics", {})
     return f"{part.capitalize()} model on held-out test images: AUROC {auroc_text(metrics)}: {skill_words(metrics)}."
+
+
+def heatmap_legend(kind: str) -> tuple[str, str, str]:
+    """(low end, high end, sentence) for the heatmap's colour ramp, by the kind of map shown."""
+    if kind == FRACTURE_MAP:
+        return (
+            "0",
+            "1",
+            "Fracture probability of each region, from the model's fracture map (learnt from fracture boxes). "
+            "Not a fracture outline.",
+        )
+    return "weak", "strong", "Where the fracture model found its evidence (relative). Not a fracture outline."

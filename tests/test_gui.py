@@ -384,7 +384,8 @@ def test_open_file_is_named_with_its_folder(window, xray_paths):
 
 
 def test_heatmap_has_a_legend_only_while_shown(window, routed_paths):
-    from app.gui.legend import LEGEND_TEXT
+    """The legend words the kind of map the model gave (a probability map or a relative CAM)."""
+    from app.words import heatmap_legend
 
     load(window, next(iter(routed_paths.values()))[0])  # an image that gets a verdict and a heatmap
     predict_shown(window)
@@ -392,7 +393,10 @@ def test_heatmap_has_a_legend_only_while_shown(window, routed_paths):
     window.heatmap_switch.toggle()
     window.update()
     assert window.legend.winfo_ismapped()
-    assert window.legend.text_label.cget("text") == LEGEND_TEXT and "Not a fracture outline" in LEGEND_TEXT
+    kind = window.current_view.diagnosis.heatmap_kind
+    low, high, text = heatmap_legend(kind)
+    assert kind and window.legend.text_label.cget("text") == text and "Not a fracture outline" in text
+    assert (window.legend.low_label.cget("text"), window.legend.high_label.cget("text")) == (low, high)
     window.heatmap_switch.toggle()
     window.update()
     assert not window.legend.winfo_ismapped()

@@ -118,3 +118,17 @@ def test_pointing_game_counts_peaks_inside_boxes():
     assert (game["images"], game["hits"]) == (3, 2)
     assert game["rate"] == round(2 / 3, 4)
     assert game["rate_ci"][0] <= game["rate"] <= game["rate_ci"][1]
+
+
+def test_box_masks_land_where_the_boxes_are_on_the_letterboxed_square():
+    from pathlib import Path
+
+    from training.data import Sample
+    from training.targets import box_masks, square_boxes
+
+    # A 200 x 100 image (letterboxed into a 200 square, 50 px of padding above and below)
+    # with one box covering its right half's top half.
+    sample = Sample(Path("x.png"), "hand", 1, "s", "g", "train", boxes=((0.75, 0.25, 0.5, 0.5),), width=200, height=100)
+    assert square_boxes(sample) == [(0.5, 0.25, 1.0, 0.5)]
+    mask = box_masks([sample], 20)[0]
+    assert mask[5:10, 10:20].min() == 255 and mask.sum() == 255 * 5 * 10

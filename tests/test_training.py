@@ -331,3 +331,19 @@ def test_multiworker_is_refused_in_one_line_before_any_work(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "keras-team/keras#20585" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_published_model_pools_its_fracture_map_into_the_image_probability(tiny_models, xray_paths):
+    """The image probability is the log-sum-exp pool of the map's cells (multiple-instance
+    learning), and the map lies on the stride-16 grid of the input."""
+    from training.model import LSE_SHARPNESS, MAP_STRIDE
+
+    model = keras.models.load_model(tiny_models / "run" / "models" / "bonefrac_resnet50.keras", compile=False)
+    image = to_model_input(read_xray(xray_paths["hand_1"]), 64)[np.newaxis]
+    outputs = {name: np.asarray(value, dtype=np.float64) for name, value in model(image).items()}
+    cells = outputs["fracture_map"][0]
+    assert cells.shape[:2] == (64 // MAP_STRIDE, 64 // MAP_STRIDE)
+    logits = np.log(cells / (1 - cells)).reshape(-1, cells.shape[-1])
+    pooled = np.log(np.mean(np.exp(LSE_SHARPNESS * logits), axis=0)) / LSE_SHARPNESS
+    np.testing.assert_allclose(outputs["fracture"][0], 1 / (1 + np.exp(-pooled)), atol=1e-4)
+    np.testing.assert_allclose(outputs["part"][0].sum(), 1.0, atol=1e-5)  # regions summed into parts

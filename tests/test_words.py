@@ -42,3 +42,11 @@ def test_skill_text_reads_the_intervals_from_the_manifest(tmp_path):
     shipped = load_manifest(MODELS_DIR, verify=False)
     has_interval = "auroc_ci" in shipped.entries["fracture_shoulder"].info["metrics"]
     assert ("95% interval" in skill_text(shipped, "shoulder")) == has_interval
+
+
+def test_heatmap_legend_says_which_kind_of_map_it_is():
+    from app.diagnosis.value import ACTIVATION_MAP, FRACTURE_MAP
+    from app.words import heatmap_legend
+
+    assert heatmap_legend(FRACTURE_MAP)[:2] == ("0", "1") and "probability" in heatmap_legend(FRACTURE_MAP)[2]
+    assert heatmap_legend(ACTIVATION_MAP)[:2] == ("weak", "strong") and "relative" in heatmap_legend(ACTIVATION_MAP)[2]

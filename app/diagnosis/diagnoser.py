@@ -26,7 +26,15 @@ import numpy as np
 from app.diagnosis.manifest import ModelEntry, ModelManifest, load_manifest
 from app.diagnosis.runner import Runner, make_runner
 from app.diagnosis.scope import out_of_scope_reason
-from app.diagnosis.value import SUPPORTED_PARTS, Diagnosis, StudyDiagnosis, Thresholds, Verdict
+from app.diagnosis.value import (
+    ACTIVATION_MAP,
+    FRACTURE_MAP,
+    SUPPORTED_PARTS,
+    Diagnosis,
+    StudyDiagnosis,
+    Thresholds,
+    Verdict,
+)
 from app.errors import BoneFracError, ModelFilesError
 from app.locations import shipped_models_dir
 from app.xray import XRay, read_xray, to_model_input
@@ -201,9 +209,9 @@ class Diagnoser:
         scope_reason = out_of_scope_reason(xray)
         route = self._route(part_probabilities, head_probabilities, scope_reason)
         heatmap_started = time.perf_counter()
-        heatmap = None
+        heatmap, heatmap_kind = None, ""
         if route.unsupported_reason is None and with_heatmap:
-            heatmap = self._heatmap(self.fracture_entry(part), outputs)
+            heatmap, heatmap_kind = self._heatmap(self.fracture_entry(part), outputs)
         timings = {**timings, "heatmap": _ms(heatmap_started), "total": sum(timings.values()) + _ms(composing)}
         return Diagnosis(
             file=xray.source_name,
@@ -215,6 +223,7 @@ class Diagnoser:
             file_sha256=xray.file_sha256,
             head_probabilities=head_probabilities,
             heatmap=heatmap,
+            heatmap_kind=heatmap_kind,
             notes=xray.notes,
             out_of_scope=scope_reason is not None,
         )
@@ -222,13 +231,14 @@ class Diagnoser:
     def _fracture_probability(self, entry: ModelEntry, outputs: dict[tuple, dict[str, np.ndarray]]) -> float:
         return float(outputs[_pass_of(entry)]["fracture"][entry.output_index])
 
-    def _heatmap(self, entry: ModelEntry, outputs: dict[tuple, dict[str, np.ndarray]]) -> np.ndarray:
-        """Where the fracture model found its evidence: its fracture map (each cell's probability
-        of holding a fracture, learnt from the data's boxes), or for older models the CAM."""
+    def _heatmap(self, entry: ModelEntry, outputs: dict[tuple, dict[str, np.ndarray]]) -> tuple[np.ndarray, str]:
+        """Where the fracture model found its evidence, and which kind of map that is: its
+        fracture map (each cell's probability of holding a fracture, learnt from the data's
+        boxes), or for older models the CAM."""
         outputs = outputs[_pass_of(entry)]
         if "fracture_map" in outputs:
-            return outputs["fracture_map"][..., entry.output_index].astype(np.float32)
-        return self._class_activation_map(entry, outputs["features"])
+            return outputs["fracture_map"][..., entry.output_index].astype(np.float32), FRACTURE_MAP
+        return self._class_activation_map(entry, outputs["features"]), ACTIVATION_MAP
 
     def _route(
         self, part_probabilities: dict[str, float], head_probabilities: dict[str, float], refused: str | None = None

@@ -21,6 +21,10 @@ class Verdict(StrEnum):
     UNSUPPORTED = "unsupported"
 
 
+FRACTURE_MAP = "fracture map"
+ACTIVATION_MAP = "activation map"
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """A fracture model's two operating points, chosen on validation images. Below `rule_out`
@@ -59,8 +63,10 @@ class Diagnosis:
     file_sha256: str = ""
     # Raw output of every part's fracture head, so a study can be aggregated without rerunning.
     head_probabilities: Mapping[str, float] = field(default_factory=dict)
-    # Class activation map over the letterboxed square model input, values in [0, 1].
+    # Over the letterboxed square model input, values in [0, 1]: with a FRACTURE_MAP each cell's
+    # fracture probability; with an ACTIVATION_MAP (older models) the CAM scaled to its own range.
     heatmap: np.ndarray | None = field(default=None, repr=False)
+    heatmap_kind: str = ""
     notes: tuple[str, ...] = ()
     out_of_scope: bool = False  # refused before the model: not a radiograph (photo, blank)
 

@@ -8,20 +8,29 @@ import customtkinter as ctk
 import numpy as np
 
 from app.diagnosis.heatmap import colourise
-
-LEGEND_TEXT = "Where the fracture model found its evidence: blue weakest, red strongest. Not a fracture outline."
+from app.words import heatmap_legend
 
 
 class HeatmapLegend(ctk.CTkFrame):
     def __init__(self, master: tkinter.Misc) -> None:
         super().__init__(master, fg_color="transparent")
-        ctk.CTkLabel(self, text="weak").pack(side="left", padx=(0, 4))
+        low, high, text = heatmap_legend("")
+        self.low_label = ctk.CTkLabel(self, text=low)
+        self.low_label.pack(side="left", padx=(0, 4))
         # The colour ramp the overlay uses, drawn from its own code so the legend cannot drift
         # (a canvas, not an image: images belong to one Tk interpreter).
         self.ramp = tkinter.Canvas(self, width=160, height=12, highlightthickness=0)
         for x, (red, green, blue) in enumerate(colourise(np.linspace(0.0, 1.0, 160))):
             self.ramp.create_line(x, 0, x, 12, fill=f"#{red:02x}{green:02x}{blue:02x}")
         self.ramp.pack(side="left")
-        ctk.CTkLabel(self, text="strong").pack(side="left", padx=(4, 12))
-        self.text_label = ctk.CTkLabel(self, text=LEGEND_TEXT, anchor="w")
+        self.high_label = ctk.CTkLabel(self, text=high)
+        self.high_label.pack(side="left", padx=(4, 12))
+        self.text_label = ctk.CTkLabel(self, text=text, anchor="w")
         self.text_label.pack(side="left", fill="x", expand=True)
+
+    def describe(self, kind: str) -> None:
+        """Word the legend for the kind of map on screen (a probability map, or a relative CAM)."""
+        low, high, text = heatmap_legend(kind)
+        self.low_label.configure(text=low)
+        self.high_label.configure(text=high)
+        self.text_label.configure(text=text)

@@ -406,6 +406,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         diagnosis = view.diagnosis if view else None
         with_heatmap = bool(self.heatmap_switch.get()) and diagnosis is not None and diagnosis.heatmap is not None
         if with_heatmap:
+            self.legend.describe(diagnosis.heatmap_kind)
             self.legend.grid()
         else:
             self.legend.grid_remove()
