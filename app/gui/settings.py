@@ -1,5 +1,5 @@
-"""What the window remembers between sessions (the last folder used), in a small JSON file
-beside the history database."""
+"""What the window remembers between sessions (the last folder used, whether reports show
+patient identifiers), in a small JSON file beside the history database."""
 
 from __future__ import annotations
 
@@ -31,6 +31,19 @@ class Settings:
 
     def remember_folder(self, folder: Path) -> None:
         self._values["last_folder"] = str(folder)
-        # Only a convenience: where it cannot be written, the next session starts at home.
+        self._save()
+
+    @property
+    def patient_identifiers_on_reports(self) -> bool:
+        """Off unless the user turned it on: a report may leave the workstation."""
+        return self._values.get("patient_identifiers_on_reports") is True
+
+    @patient_identifiers_on_reports.setter
+    def patient_identifiers_on_reports(self, shown: bool) -> None:
+        self._values["patient_identifiers_on_reports"] = bool(shown)
+        self._save()
+
+    def _save(self) -> None:
+        # Only a convenience: where it cannot be written, the next session starts from the defaults.
         with contextlib.suppress(OSError):
             write_text_atomic(self.path, json.dumps(self._values, indent=2) + "\n")

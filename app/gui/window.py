@@ -186,6 +186,14 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.note_entry.grid(row=10, sticky="ew", padx=14)
         self.note_entry.bind("<FocusOut>", lambda _event: self.save_note())
         self.note_entry.bind("<Return>", lambda _event: self.save_note())
+        self.identifiers_switch = ctk.CTkCheckBox(
+            panel,
+            text="Patient name, ID, birth date on reports (DICOM)",
+            command=self.toggle_patient_identifiers,
+        )
+        if self.settings.patient_identifiers_on_reports:
+            self.identifiers_switch.select()
+        self.identifiers_switch.grid(row=11, sticky="ew", padx=14, pady=(8, 0))
 
         status = ctk.CTkFrame(self, fg_color="transparent")
         status.grid(row=2, column=0, columnspan=2, sticky="ew", padx=8)
@@ -562,6 +570,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.set_status(f"Screenshot saved: {path.name} in {path.parent}")
         return True
 
+    def toggle_patient_identifiers(self) -> None:
+        """Remembered between sessions; off by default (a report may leave the workstation)."""
+        self.settings.patient_identifiers_on_reports = bool(self.identifiers_switch.get())
+
     def report_dialog(self) -> None:
         if not any(v.diagnosis for v in self.views):
             return
@@ -579,11 +591,12 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.save_note()  # the history gets the note the report prints
         views = [(v.xray, v.diagnosis) for v in self.views if v.diagnosis is not None]
         study, note, manifest = self.study, self.note_entry.get().strip(), self.diagnoser.manifest
+        identifiers = self.settings.patient_identifiers_on_reports
         self.writing_report = True  # one report at a time: the button waits for this one
         self.set_status(f"Writing report {path.name}…", busy=True)
         self.render_buttons()
         self.tasks.submit(
-            lambda: write_report(path, views, manifest, study=study, note=note),
+            lambda: write_report(path, views, manifest, study=study, note=note, patient_identifiers=identifiers),
             on_done=lambda _: self._report_finished(f"Report saved: {path.name} in {path.parent}"),
             on_error=lambda error: self._report_failed(path, error),
         )

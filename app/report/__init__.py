@@ -20,8 +20,10 @@ def write_report(
     manifest: ModelManifest,
     study: StudyDiagnosis | None = None,
     note: str = "",
+    patient_identifiers: bool = False,
 ) -> Path:
-    """Write a PDF or PNG report (by the file's extension). Raises ReportWriteError."""
+    """Write a PDF or PNG report (by the file's extension). Raises ReportWriteError.
+    `patient_identifiers`: print the DICOM patient name, ID and birth date (off by default)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in REPORT_SUFFIXES:
@@ -30,7 +32,7 @@ def write_report(
         raise ReportWriteError("there is no result to put in a report")
     if not path.parent.is_dir():
         raise ReportWriteError(f"{path.parent}: the folder does not exist")
-    content = build_content(views, manifest, study=study, note=note)
+    content = build_content(views, manifest, study=study, note=note, patient_identifiers=patient_identifiers)
     if suffix == ".pdf":
         from app.report.pdf import render_pdf
 

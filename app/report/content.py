@@ -38,12 +38,17 @@ def build_content(
     study: StudyDiagnosis | None = None,
     note: str = "",
     created: dt.datetime | None = None,
+    patient_identifiers: bool = False,
 ) -> ReportContent:
+    """`patient_identifiers`: print the DICOM source's patient name, ID and birth date (the
+    user's choice, off by default); images without a DICOM header have none to print."""
     created = created or dt.datetime.now().astimezone()
     header = [
         f"Created {created:%Y-%m-%d %H:%M %Z}".strip(),
         f"bonefrac {__version__}, model version {manifest.version}",
     ]
+    if patient_identifiers and (line := patient_line(views)):
+        header.append(line)
     if note.strip():
         header.append(f"Note: {note.strip()}")
     sections = []
@@ -78,6 +83,23 @@ def build_content(
         sections.append(ReportSection(f"View: {diagnosis.file}", tuple(lines), tuple(images)))
     sections.append(ReportSection("About the models", (training_data_summary(manifest),)))
     return _printable(ReportContent("Fracture detection report", tuple(header), tuple(sections), NOTICE))
+
+
+def patient_line(views: list[tuple[XRay, Diagnosis]]) -> str:
+    """The patient as the first DICOM view's header names them, or "" when no view has one."""
+    header = next((xray.dicom_header for xray, _ in views if xray.dicom_header is not None), None)
+    if header is None:
+        return ""
+    name = str(header.get("PatientName", "") or "").replace("^", " ").strip()
+    fields = [("Patient", name), ("ID", str(header.get("PatientID", "") or "")), ("born", _date(header))]
+    shown = [f"{label} {value}" for label, value in fields if value]
+    return "; ".join(shown)
+
+
+def _date(header) -> str:
+    """PatientBirthDate (DICOM's YYYYMMDD) as YYYY-MM-DD, or as stored when it is not a date."""
+    value = str(header.get("PatientBirthDate", "") or "")
+    return f"{value[:4]}-{value[4:6]}-{value[6:]}" if len(value) == 8 and value.isdigit() else value
 
 
 def _printable(content: ReportContent) -> ReportContent:
