@@ -201,8 +201,10 @@ def measure(
         verdict_matrices[part] = verdict_matrix(test_labels, test_scores, thresholds)
     figures.roc_png(roc_curves, figures_dir / "fracture_roc.png")
     figures.verdict_matrix_png(verdict_matrices, figures_dir / "fracture_verdicts.png")
-    if histories and all(history.is_file() for _, history in histories):
-        figures.training_curves_png(histories, figures_dir / "training_curves.png")
+    # Stages whose history was kept (a published model used as --init has none beside it).
+    kept = [(label, history) for label, history in histories if history.is_file()]
+    if kept:
+        figures.training_curves_png(kept, figures_dir / "training_curves.png")
     raw["figures"] = sorted(str(p.relative_to(models_dir)) for p in figures_dir.glob("*.png"))
     raw["preprocessing_version"] = PREPROCESSING_VERSION  # the app refuses models prepared otherwise
     raw["notice"] = NOTICE

@@ -311,14 +311,20 @@ def _stage(config: TrainConfig, epochs_run: int, duration_s: float) -> dict:
 
 
 def _earlier_stages(init: str) -> list[dict]:
-    """A run started from another run's checkpoint (--init runs/X/best.keras) continues it:
-    the published record must count that run's epochs and time as well."""
+    """A run started from another run's checkpoint (--init runs/X/best.keras) or from a
+    published model (--init models/bonefrac_resnet50.keras) continues it: the published record
+    must count that run's epochs and time as well."""
     if init in ("none", "imagenet"):
         return []
     record = Path(init).parent / "record.json"
-    if not record.is_file():
-        return []
-    earlier = json.loads(record.read_text())
-    return earlier.get("stages") or [
-        _stage(TrainConfig(**earlier["config"]), earlier["epochs_run"], earlier["duration_s"])
-    ]
+    if record.is_file():
+        earlier = json.loads(record.read_text())
+        return earlier.get("stages") or [
+            _stage(TrainConfig(**earlier["config"]), earlier["epochs_run"], earlier["duration_s"])
+        ]
+    manifest = Path(init).parent / "manifest.json"
+    if manifest.is_file():  # a published model: its manifest entry keeps its record
+        entries = json.loads(manifest.read_text()).get("models", {}).values()
+        trained = next((e["trained_with"] for e in entries if e.get("file") == Path(init).name), {})
+        return list(trained.get("stages", []))
+    return []
