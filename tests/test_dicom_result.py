@@ -34,6 +34,9 @@ ALLOWED_WARNINGS = {
     # dciodvfy notes that a DICOMDIR (media index) could not be built from them.
     "needed to build DICOMDIR - Patient ID": "",
     "needed to build DICOMDIR - Study ID": "",
+    # A DICOM source that does not say when its study was made: empty type 2 attributes too.
+    "needed to build DICOMDIR - Study Date": "",
+    "needed to build DICOMDIR - Study Time": "",
 }
 
 
@@ -100,6 +103,19 @@ def test_result_for_a_dicom_input_joins_its_study(diagnoser, source, tmp_path):
     # The burned-in line: white text on a black band below the picture.
     band = pixels[-result.Rows // 40 :]
     assert band.max() > 200 and np.median(band) < 20
+
+
+def test_result_for_a_dicom_without_study_date_or_accession_is_still_valid(diagnoser, hand, tmp_path):
+    """Type 2 attributes the source lacks are written present and empty, as the IOD requires
+    (dciodvfy: "Missing attribute Type 2 Required Element" otherwise)."""
+    gray = np.asarray(Image.open(hand).convert("L"))
+    sparse = write_dicom(tmp_path / "IM0002.dcm", gray.astype(np.uint16) * 16, StudyInstanceUID=STUDY_UID)
+    xray = read_xray(sparse)
+    path = write_dicom_result(tmp_path / "IM0002_result.dcm", xray, diagnoser.diagnose(xray), diagnoser.manifest)
+    validate(path)
+    result = pydicom.dcmread(path)
+    assert result.StudyInstanceUID == STUDY_UID
+    assert (result.StudyDate, result.StudyTime, result.AccessionNumber) == ("", "", "")
 
 
 def test_result_for_a_png_opens_a_new_study(diagnoser, hand, tmp_path):

@@ -52,11 +52,19 @@ _PATIENT_AND_STUDY = (
     "ReferringPhysicianName",
     "StudyDescription",
 )
-_EMPTY_WHEN_NEW = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "ReferringPhysicianName", "StudyID")
-
-
-def result_file_name(diagnosis: Diagnosis) -> str:
-    return f"{Path(diagnosis.file).stem}_result.dcm"
+# Type 2 attributes of the Patient and General Study modules: present, empty when unknown (a
+# PNG/JPEG source, or a DICOM source that lacks them).
+_TYPE_2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "ReferringPhysicianName",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+)
 
 
 def write_dicom_result(
@@ -122,8 +130,7 @@ def _identity(source: Dataset | None, created: dt.datetime) -> Dataset:
     if "StudyInstanceUID" not in dataset:  # a PNG/JPEG, or a DICOM without a study: a new study
         dataset.StudyInstanceUID = generate_uid()
         dataset.StudyDate, dataset.StudyTime = f"{created:%Y%m%d}", f"{created:%H%M%S}"
-        dataset.AccessionNumber = ""
-    for keyword in _EMPTY_WHEN_NEW:  # type 2: present, empty when unknown
+    for keyword in _TYPE_2:
         dataset.setdefault(keyword, "")
     dataset.SOPClassUID = SecondaryCaptureImageStorage
     dataset.SOPInstanceUID = generate_uid()
