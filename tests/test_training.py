@@ -325,6 +325,17 @@ def test_missing_train_extra_is_named_before_any_work(blocked, package, command,
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # nothing was done
 
 
+def test_part_model_without_a_complete_set_to_join_is_refused_before_any_work(tmp_path, capsys):
+    """A fracture or part model replaces one manifest entry: publishing into the run's own, empty
+    folder (the default) would fail only after training; it is refused at once."""
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    arguments = ["--data", str(DATA_DIR), "--run-dir", str(run), "--cache-dir", str(cache), "--epochs", "1"]
+    assert train_main(["fracture", "--part", "elbow", *arguments]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--models-dir" in err[0] and str(run / "models") in err[0]
+    assert not run.exists() and not cache.exists()  # nothing was done
+
+
 def test_multiworker_is_refused_in_one_line_before_any_work(tmp_path):
     """Keras 3 cannot fit under MultiWorkerMirroredStrategy (keras-team/keras#20585): say so at once."""
     result = _run_training_cli(["all", "--strategy", "multiworker", "--limit", "8", "--epochs", "1"], tmp_path)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import platformdirs
 
+from app.diagnosis.manifest import MANIFEST_NAME, load_manifest
+from app.errors import BoneFracError, ModelFilesError
 from app.locations import shipped_models_dir
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xray"
@@ -94,14 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
             default="",
             help="train and validate on these sources only, comma-separated (e.g. fracatlas,roboflow) (default: all)",
         )
-        if name == "all":
-            command.add_argument(
-                "--fracture-canvas",
-                type=int,
-                default=0,
-                help="train the fracture heads on --input-size crops, around the data's fracture boxes, of the "
-                "image at this size (e.g. 320); the app then finds the most suspicious window. 0: whole images",
-            )
         command.add_argument(
             "--run-dir",
             type=Path,
@@ -159,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: bonefrac-train {args.command} needs {' and '.join(missing)}: {INSTALL_HINT}", file=sys.stderr)
         return EXIT_USAGE
     args.models_dir = models_dir(args)
+    problem = publishing_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command != "evaluate" and not args.no_publish and _same_folder(args.models_dir, SHIPPED_MODELS):
         print(f"publishing over the shipped models in {args.models_dir} (asked for with --models-dir)")
     # TensorFlow's C++ INFO lines are noise: the image-reading processes inherit this setting;
@@ -171,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.pipeline import run_command
 
         status = run_command(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, BoneFracError) as error:  # BoneFracError: models that cannot be used
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -180,6 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     if status == 0:
         print("\n".join(summary_lines(args)))
     return status
+
+
+def publishing_problem(args: argparse.Namespace) -> str | None:
+    """Why a part or fracture run could not publish where asked, found before any work: such a
+    model replaces one entry of a complete set of models, so the folder must hold one."""
+    if args.command not in ("part", "fracture") or args.no_publish:
+        return None
+    if not (args.models_dir / MANIFEST_NAME).is_file():
+        return (
+            f"bonefrac-train {args.command} replaces one entry of a complete set of models, and {args.models_dir} "
+            f"has no {MANIFEST_NAME}: publish into a copy of the shipped models (--models-dir DIR) or over them "
+            "(--models-dir models)"
+        )
+    try:
+        load_manifest(args.models_dir, verify=False)
+    except ModelFilesError as error:
+        return str(error)
+    return None
 
 
 def _import_tensorflow_quietly() -> None:
