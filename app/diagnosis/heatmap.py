@@ -1,4 +1,5 @@
-"""Render a class activation map over its X-ray."""
+"""Render a heatmap over its X-ray: a fracture map (each cell's fracture probability), or for
+older models their class activation map scaled to [0, 1]."""
 
 from __future__ import annotations
 
