@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.diagnosis.manifest import ModelManifest
+from app.diagnosis.manifest import CHANCE_AUROC, ModelManifest
 from app.diagnosis.model_card import interval_text  # one wording of an interval, in the model card and here
 from app.diagnosis.value import FRACTURE_MAP, Thresholds, Verdict
 
@@ -33,7 +33,7 @@ def threshold_text(thresholds: Thresholds | None) -> str:
         "uncertain between."
     )
 
-CHANCE = 0.5
+CHANCE = CHANCE_AUROC
 # (lowest AUROC, what a verdict from such a model is worth), best first.
 _SKILL_WORDS = (
     (0.80, "good separation of fractured from normal images; still not a diagnosis"),

@@ -132,3 +132,17 @@ def test_box_masks_land_where_the_boxes_are_on_the_letterboxed_square():
     assert square_boxes(sample) == [(0.5, 0.25, 1.0, 0.5)]
     mask = box_masks([sample], 20)[0]
     assert mask[5:10, 10:20].min() == 255 and mask.sum() == 255 * 5 * 10
+
+
+
+def test_a_fractured_image_whose_boxes_cannot_be_placed_teaches_no_cells():
+    from pathlib import Path
+
+    from training.data import Sample
+    from training.targets import box_masks, cells_known
+
+    boxed = Sample(Path("a.png"), "hand", 1, "s", "g", "train", boxes=((0.5, 0.5, 0.2, 0.2),), width=100, height=100)
+    sizeless = Sample(Path("b.png"), "hand", 1, "s", "g", "train", boxes=((0.5, 0.5, 0.2, 0.2),))
+    normal = Sample(Path("c.png"), "hand", 0, "s", "g", "train")
+    assert cells_known([boxed, sizeless, normal]).tolist() == [1.0, 0.0, 1.0]
+    assert box_masks([sizeless], 16).max() == 0

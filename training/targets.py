@@ -69,8 +69,13 @@ def fracture_targets(samples: list[Sample], heads: tuple[str, ...] = FRACTURE_HE
 
 
 def cells_known(samples: list[Sample]) -> np.ndarray:
-    """(N,) 1 where every cell's label is known: normal images, and fractured ones with boxes."""
-    return np.array([float(not s.fractured or bool(s.boxes)) for s in samples], dtype=np.float32)
+    """(N,) 1 where every cell's label is known: normal images, and fractured ones whose boxes
+    can be placed (they need the stored image's size)."""
+    return np.array([float(not s.fractured or _placeable(s)) for s in samples], dtype=np.float32)
+
+
+def _placeable(sample: Sample) -> bool:
+    return bool(sample.boxes) and sample.width > 0 and sample.height > 0
 
 
 def box_masks(samples: list[Sample], size: int) -> np.ndarray:
@@ -78,7 +83,7 @@ def box_masks(samples: list[Sample], size: int) -> np.ndarray:
     the model sees (app.xray.preprocess.letterbox), else 0."""
     masks = np.zeros((len(samples), size, size), dtype=np.uint8)
     for index, sample in enumerate(samples):
-        if not sample.boxes or not sample.width or not sample.height:
+        if not _placeable(sample):
             continue
         for left, top, right, bottom in square_boxes(sample):
             x0, y0 = int(np.floor(left * size)), int(np.floor(top * size))

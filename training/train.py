@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -283,8 +284,12 @@ def train(
         keras.mixed_precision.set_global_policy("float32")
     duration = wallclock.seconds
     best = as_float32(model, config.input_size)  # float32, uncompiled: what is saved and published
-    load_best_weights(best, run_dir / BEST_WEIGHTS)
-    best.save(run_dir / BEST_MODEL)
+    if (run_dir / BEST_WEIGHTS).is_file():
+        load_best_weights(best, run_dir / BEST_WEIGHTS)
+    # else no epoch gave a finite validation loss: the last weights are all there is.
+    partial = run_dir / f".{BEST_MODEL}.tmp.keras"
+    best.save(partial)
+    os.replace(partial, run_dir / BEST_MODEL)  # --init and publishing never see half a file
     with (run_dir / "history.csv").open() as history:
         epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
     record = {
