@@ -21,9 +21,6 @@ from app.errors import BoneFracError, ModelFilesError
 
 EXIT_BAD_INPUT = 2
 EXIT_BAD_MODELS = 3
-# What a folder argument is searched for; files without one of these are taken when their
-# content is DICOM (DICOM files often have no extension at all).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 PREDICT_EPILOG = """exit status:
   0  every file was diagnosed
   2  a file, a folder or an output path (--heatmap, --report, --dicom) could not be used: one line
@@ -196,7 +193,7 @@ def _expand_folders(arguments: list[str]) -> tuple[list[str], int]:
     """The files to diagnose, and the exit status so far: each argument as typed, a folder
     replaced by the X-rays found in it and its subfolders (sorted; hidden entries and DICOMDIR
     index files skipped). A folder without any is an error, like a missing file."""
-    from app.xray.reader import looks_like_dicom
+    from app.xray.folders import find_xrays  # shared with the window's worklist
 
     files: list[str] = []
     status = 0
@@ -204,15 +201,7 @@ def _expand_folders(arguments: list[str]) -> tuple[list[str], int]:
         if not os.path.isdir(given):
             files.append(given)  # the reader says what is wrong with it, if anything
             continue
-        found = []
-        for folder, subfolders, names in os.walk(given):
-            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-            for name in sorted(names):
-                path = os.path.join(folder, name)
-                if name.startswith(".") or name.upper() == "DICOMDIR":
-                    continue
-                if Path(name).suffix.lower() in IMAGE_SUFFIXES or looks_like_dicom(Path(path)):
-                    found.append(path)
+        found = [str(path) for path in find_xrays(given)]
         if not found:
             _fail(f"{given}: no X-ray images (PNG, JPEG, DICOM, ...) in this folder or its subfolders")
             status = EXIT_BAD_INPUT
@@ -228,6 +217,7 @@ def _write_heatmaps(results: list, folder: Path) -> tuple[int, list[str | None]]
 
     used: set[str] = set()
     names: list[str | None] = [None] * len(results)
+    status = 0
     for index, (xray, diagnosis) in enumerate(results):
         if diagnosis.heatmap is None:
             continue
@@ -236,11 +226,12 @@ def _write_heatmaps(results: list, folder: Path) -> tuple[int, list[str | None]]
         overlay(xray, diagnosis.heatmap).save(buffer, format="PNG")
         try:
             write_bytes_atomic(folder / name, buffer.getvalue())
-        except OSError as error:
-            _fail(f"{folder}: cannot write heatmaps ({error.strerror})")
-            return EXIT_BAD_INPUT, names
+        except OSError as error:  # this one is lost; the others are still written
+            _fail(f"{folder / name}: cannot write the heatmap ({error.strerror})")
+            status = EXIT_BAD_INPUT
+            continue
         names[index] = name
-    return 0, names
+    return status, names
 
 
 def _write_dicom_results(results: list, folder: Path, manifest) -> tuple[int, list[str | None]]:
@@ -249,15 +240,17 @@ def _write_dicom_results(results: list, folder: Path, manifest) -> tuple[int, li
 
     used: set[str] = set()
     names: list[str | None] = [None] * len(results)
+    status = 0
     for index, (xray, diagnosis) in enumerate(results):
         name = _unique_name(diagnosis.file, "result.dcm", used)
         try:
             write_dicom_result(folder / name, xray, diagnosis, manifest)
-        except BoneFracError as error:
+        except BoneFracError as error:  # this one is lost; the others are still written
             _fail(str(error))
-            return EXIT_BAD_INPUT, names
+            status = EXIT_BAD_INPUT
+            continue
         names[index] = name
-    return 0, names
+    return status, names
 
 
 def _unique_name(file: str, suffix: str, used: set[str]) -> str:

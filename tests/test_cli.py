@@ -119,6 +119,19 @@ def test_heatmaps_are_written_for_supported_images(routed_paths, tmp_path, capsy
             assert image.size == ImageOps.exif_transpose(original).size and image.mode == "RGB"
 
 
+def test_one_heatmap_that_cannot_be_written_does_not_stop_the_others(routed_paths, tmp_path, capsys):
+    first, second = routed_paths["hand"][:2]
+    maps = tmp_path / "maps"
+    (maps / f"{first.stem}_heatmap.png").mkdir(parents=True)  # a folder where the file should go
+    arguments = ["predict", str(first), str(second), "--json", "--heatmap", str(maps)]
+    status = main(["--models-dir", str(MODELS_DIR), *arguments])
+    captured = capsys.readouterr()
+    assert status == 2 and "cannot write the heatmap" in captured.err and "Traceback" not in captured.err
+    payload = json.loads(captured.out)
+    assert payload[0]["heatmap"] is None and payload[1]["heatmap"] == f"{second.stem}_heatmap.png"
+    assert (maps / f"{second.stem}_heatmap.png").is_file()
+
+
 def test_pdf_report_reads_back(xray_paths, tmp_path, capsys):
     report = tmp_path / "report.pdf"
     status = main(
