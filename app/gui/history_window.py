@@ -11,6 +11,7 @@ import customtkinter as ctk
 
 from app.diagnosis.value import Verdict
 from app.gui.dialogs import add_close_button, place_over
+from app.gui.table_style import style_table
 from app.history import HistoryRow, local_time
 from app.words import VERDICT_LABELS
 
@@ -18,8 +19,6 @@ COLUMNS = ("time", "file_name", "part", "verdict", "probability", "model_version
 HEADINGS = ("Date (local time)", "File", "Body part", "Verdict", "Fracture probability", "Model", "Note")
 _MAX_WIDTH = {"file_name": 260, "part": 160, "note": 280}  # long names and notes are cut, never the dates or versions
 _STYLE = "History.Treeview"
-# (background, text, heading background, selection) for each appearance mode.
-_COLOURS = {"Light": ("#ffffff", "#1a1a1a", "#e3e3e3", "#3b8ed0"), "Dark": ("#242424", "#dce4ee", "#333333", "#1f538d")}
 
 
 def row_values(row: HistoryRow) -> tuple[str, ...]:
@@ -114,12 +113,7 @@ class HistoryWindow(ctk.CTkToplevel):
         return total
 
     def _style_table(self) -> None:
-        background, text, heading, selected = _COLOURS[ctk.get_appearance_mode()]
-        style = ttk.Style(self)
-        style.configure(_STYLE, background=background, fieldbackground=background, foreground=text)
-        style.map(_STYLE, background=[("selected", selected)], foreground=[("selected", "#ffffff")])
-        style.configure(f"{_STYLE}.Heading", background=heading, foreground=text, relief="flat")
-        style.map(f"{_STYLE}.Heading", background=[("active", heading)])
+        style_table(self, _STYLE)
 
     def _set_appearance_mode(self, mode_string: str) -> None:
         # CustomTkinter calls this on every Light/Dark switch; ttk widgets need restyling by hand.

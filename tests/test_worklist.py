@@ -1,0 +1,212 @@
+"""The worklist under a virtual display: a folder of real X-rays (JPEG, PNG and DICOM made from
+../shared/data/xray) opened, grouped into studies, predicted, sorted, cancelled."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import tkinter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.uid import generate_uid
+
+from app.words import VERDICT_LABELS
+from tests.conftest import MODELS_DIR
+from tests.dicom_files import write_dicom
+from tests.test_gui import wait_for
+
+
+@pytest.fixture(scope="module")
+def window(virtual_display, tmp_path_factory):
+    from app.gui.window import BoneFracWindow
+
+    home = tmp_path_factory.mktemp("home")
+    app = BoneFracWindow(MODELS_DIR, history_path=home / "history.sqlite3")
+    wait_for(app, lambda: app.diagnoser is not None or app.models_error is not None)
+    assert app.models_error is None
+    yield app
+    app.close()
+
+
+def dicom_from(source: Path, path: Path, study_uid: str) -> Path:
+    with Image.open(source) as image:
+        pixels = np.asarray(image.convert("L")).astype(np.uint16) * 16
+    return write_dicom(path, pixels, BitsStored=12, StudyInstanceUID=study_uid, BodyPartExamined="SHOULDER")
+
+
+@pytest.fixture(scope="module")
+def clinic_folder(xray_paths, tmp_path_factory) -> dict[str, list[Path]]:
+    """Two folders of JPEG/PNG, a damaged PNG among them, and DICOM files of two studies (one
+    of two views, in different subfolders: grouped by StudyInstanceUID, not by folder)."""
+    root = tmp_path_factory.mktemp("clinic") / "ward"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "dicom" / "series1").mkdir(parents=True)
+    (root / "dicom" / "series2").mkdir()
+    a_files = [root / "a" / "1_hand.jpg", root / "a" / "2_hand.png", root / "a" / "3_broken.png"]
+    shutil.copy(xray_paths["hand_1"], a_files[0])
+    with Image.open(xray_paths["hand_0"]) as image:
+        image.save(a_files[1])
+    a_files[2].write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)  # a PNG signature, then garbage
+    b_files = [root / "b" / "elbow.jpg"]
+    shutil.copy(xray_paths["elbow_1"], b_files[0])
+    shoulder_uid, elbow_uid = generate_uid(), generate_uid()
+    shoulder = [
+        dicom_from(xray_paths["shoulder_1"], root / "dicom" / "series1" / "IM0001", shoulder_uid),
+        dicom_from(xray_paths["shoulder_0"], root / "dicom" / "series2" / "IM0002", shoulder_uid),
+    ]
+    elbow = [dicom_from(xray_paths["elbow_0"], root / "dicom" / "series2" / "IM0003", elbow_uid)]
+    return {"root": [root], "a": a_files, "b": b_files, "shoulder": shoulder, "elbow": elbow}
+
+
+def rows_by_files(worklist) -> dict[tuple[Path, ...], object]:
+    return {tuple(row.study.files): row for row in worklist.rows.values()}
+
+
+def open_by_drop(window, folder: Path):
+    """A folder dropped on the window, as tkdnd hands it over (a Tcl list of paths)."""
+    event = tkinter.Event()
+    event.data = window.tk.call("list", str(folder))
+    window._on_drop(event)
+    worklist = window.worklist
+    wait_for(window, lambda: worklist.grouped)
+    return worklist
+
+
+def click_heading(worklist, column: str) -> None:
+    """A real mouse click on a column heading."""
+    table = worklist.table
+    worklist.update()
+    x = sum(table.column(name, "width") for name in table["columns"][: table["columns"].index(column)]) + 20
+    y = 8
+    assert table.identify_region(x, y) == "heading"
+    table.event_generate("<ButtonPress-1>", x=x, y=y)
+    table.event_generate("<ButtonRelease-1>", x=x, y=y)
+    worklist.update()
+
+
+def test_a_folder_is_grouped_predicted_sorted_and_kept_in_the_history(window, clinic_folder):
+    worklist = open_by_drop(window, clinic_folder["root"][0])
+    rows = rows_by_files(worklist)
+    studies = [tuple(clinic_folder[name]) for name in ("a", "b", "shoulder", "elbow")]
+    assert sorted(rows, key=str) == sorted(studies, key=str)  # DICOM by study UID, the others by folder
+    assert rows[studies[0]].values()[:2] == ("ward/a", "3")
+    assert rows[studies[2]].values()[2] == "Shoulder"  # from the DICOM header, before any prediction
+    assert "DICOM study" in rows[studies[2]].study.label
+
+    # The keyboard walks the list; nothing predicted yet.
+    table = worklist.table
+    table.focus_force()
+    worklist.update()
+    first = table.selection()[0]
+    table.event_generate("<Down>")
+    worklist.update()
+    assert table.selection()[0] == table.get_children()[1] != first
+
+    worklist.predict_button.invoke()
+    assert worklist.running and worklist.cancel_button.cget("state") == "normal"
+    wait_for(window, lambda: not worklist.running)
+    assert all(row.predicted for row in rows.values())
+    assert worklist.progress_label.cget("text") == "7 of 7"
+
+    # The damaged PNG is one line in its row; the other views of that study are diagnosed.
+    broken = rows[studies[0]]
+    assert broken.result is not None and len(broken.result.views) == 2
+    assert broken.problem_line().startswith("3_broken.png: ") and broken.values()[5] == broken.problem_line()
+    assert "1 file(s) could not be diagnosed" in worklist.status_label.cget("text")
+    item = next(item for item, row in worklist.rows.items() if row is broken)
+    table.selection_set(item)
+    worklist.update()
+    assert worklist.status_label.cget("text") == broken.problem_line()  # in full, where the column cuts it
+
+    # The study verdict is the engine's, for the DICOM study of two views.
+    shoulder = rows[studies[2]]
+    expected = window.diagnoser.aggregate_study(
+        [outcome.diagnosis for outcome in window.diagnoser.diagnose_many(studies[2], with_heatmap=False)]
+    )
+    assert shoulder.result.fracture_probability == pytest.approx(expected.fracture_probability, abs=1e-5)
+    assert shoulder.values()[3] == VERDICT_LABELS[expected.verdict]
+
+    # Most suspicious first after prediction; a click on a heading sorts by it, a second turns it round.
+    def probabilities() -> list[float]:
+        return [-1.0 if row.probability is None else row.probability for row in worklist.shown_order()]
+
+    assert probabilities() == sorted(probabilities(), reverse=True)
+    click_heading(worklist, "study")
+    labels = [row.study.label for row in worklist.shown_order()]
+    assert labels == sorted(labels, key=str.lower)
+    click_heading(worklist, "probability")
+    assert probabilities() == sorted(probabilities(), reverse=True)
+    click_heading(worklist, "probability")
+    assert probabilities() == sorted(probabilities())
+
+    # Each study is in the history as a Predict gives it: one study id for the views of a study.
+    history = {Path(row.file_path): row for row in window.history.rows()}
+    diagnosed = [path for study in studies for path in study if path.name != "3_broken.png"]
+    assert set(history) == set(diagnosed)
+    for study in (studies[0][:2], studies[2]):
+        ids = {history[path].study_id for path in study}
+        assert len(ids) == 1 and None not in ids
+    assert history[studies[1][0]].study_id is None
+    assert {history[path].verdict for path in studies[2]} == {view.verdict.value for view in shoulder.result.views}
+
+    # Enter opens the selected study in the main window, with its stored results.
+    item = next(item for item, row in worklist.rows.items() if row is shoulder)
+    table.selection_set(item)
+    table.focus(item)
+    table.focus_set()
+    worklist.update()
+    before = window.generation
+    table.event_generate("<Return>")
+    wait_for(window, lambda: window.generation == before + 1 and not window.loading)
+    assert [view.path for view in window.views] == list(studies[2])
+    assert all(view.stored is not None for view in window.views)
+    worklist.close_button.invoke()
+    window.update()
+    assert not worklist.winfo_exists()
+
+
+def test_cancel_keeps_the_rest_unpredicted_and_the_window_answers(window, xray_paths, tmp_path):
+    """40 files in 10 folders: Cancel once two chunks are done; the chunk running then finishes,
+    the rest is skipped, and the window answers every key press meanwhile."""
+    root = tmp_path / "many"
+    sources = [xray_paths[key] for key in ("hand_0", "hand_1", "elbow_0", "elbow_1")]
+    for study in range(10):
+        (root / f"patient{study:02d}").mkdir(parents=True)
+        for view, source in enumerate(sources):
+            shutil.copy(source, root / f"patient{study:02d}" / f"view{view}.jpg")
+    history_before = len(window.history.rows())
+    window.open_folder(root)
+    worklist = window.worklist
+    wait_for(window, lambda: worklist.grouped)
+    assert len(worklist.rows) == 10
+
+    table = worklist.table
+    table.focus_force()
+    worklist.predict_button.invoke()
+    presses = moved = 0
+    longest_gap, last = 0.0, time.monotonic()
+    while worklist.running:  # the Tk loop keeps turning, and answering keys, while the worker diagnoses
+        if worklist.done_files >= 16 and worklist.cancel_button.cget("state") == "normal":
+            worklist.cancel_button.invoke()  # during the third chunk of 8 files
+            assert worklist.cancel_button.cget("state") == "disabled"
+        before = table.index(table.selection()[0])
+        table.event_generate("<Down>" if before < len(table.get_children()) - 1 else "<Up>")
+        window.update()
+        presses += 1
+        moved += table.index(table.selection()[0]) != before
+        now = time.monotonic()
+        longest_gap, last = max(longest_gap, now - last), now
+        time.sleep(0.02)
+    assert presses >= 5 and moved == presses and longest_gap < 2.0
+    predicted = [row for row in worklist.rows.values() if row.predicted]
+    assert 6 <= len(predicted) < 10  # the chunk that was running finished; the rest was skipped
+    assert all(row.result is not None for row in predicted)
+    assert worklist.progress_label.cget("text") == f"{4 * len(predicted)} of 40"
+    assert worklist.status_label.cget("text").startswith("Cancelled")
+    assert worklist.predict_button.cget("state") == "normal"  # the rest can still be predicted
+    assert len(window.history.rows()) == history_before + 4 * len(predicted)
+    worklist.destroy()
