@@ -56,6 +56,12 @@ def main() -> None:
     settle(window, lambda: True)
     window.save_screenshot(OUT / "3-heatmap.png")
     window.heatmap_switch.deselect()
+    window.render_image()
+    # What a right-button drag (narrower window, a little darker) and I (invert) give.
+    window.viewer.adjust(window.viewer.adjustment.dragged(-160, 24).toggled_invert())
+    settle(window, lambda: True)
+    window.save_screenshot(OUT / "7-windowed.png")
+    window.reset_view()
 
     window.load_paths([val_image("elbow", "1"), val_image("elbow", "0"), val_image("other", "0")])
     settle(window, lambda: len(window.views) == 3)

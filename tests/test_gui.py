@@ -567,3 +567,200 @@ def window_titles(screen) -> set[str]:
             value = prop.value
             titles.add(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
     return titles
+
+
+# ---------- the viewer's display adjustments (issue 15): the view changes, the XRay never ----------
+
+
+def right_drag(app, dx: int, dy: int) -> None:
+    """Drag with the right mouse button across the image, as a user does for window/level."""
+    canvas = app.viewer.canvas
+    x, y = canvas.winfo_width() // 2, canvas.winfo_height() // 2
+    canvas.event_generate("<ButtonPress-3>", x=x, y=y)
+    for step in range(1, 5):  # a few motion events on the way, as the mouse sends them
+        canvas.event_generate("<B3-Motion>", x=x + dx * step // 4, y=y + dy * step // 4)
+    canvas.event_generate("<ButtonRelease-3>", x=x + dx, y=y + dy)
+    app.update()
+
+
+def shown_array(app) -> np.ndarray:
+    return np.asarray(app.viewer.image, dtype=np.int16)
+
+
+def on_screen(app) -> np.ndarray:
+    """The pixels drawn on the canvas (fitted to it), in grey."""
+    return np.asarray(ImageTk.getimage(app.viewer._photo).convert("L"), dtype=float)
+
+
+def press(app, key: str) -> None:
+    app.focus_force()  # keys go to the focused window, as a user's would
+    app.update()
+    app.event_generate(key)
+    app.update()
+
+
+def test_right_drag_changes_brightness_and_contrast_of_the_view(window, xray_paths):
+    load(window, xray_paths["hand_1"])
+    xray = window.current_view.xray
+    plain, plain_screen = shown_array(window), on_screen(window)
+    assert np.array_equal(plain, xray.as_uint8())  # opened as read
+    right_drag(window, 0, -80)  # up: brighter
+    brighter = shown_array(window)
+    assert window.viewer.adjustment.level == pytest.approx(0.3)
+    assert np.abs(brighter - np.rint(np.clip(xray.pixels + 0.2, 0, 1) * 255)).max() <= 1
+    assert brighter.mean() > plain.mean() + 30 and on_screen(window).mean() > plain_screen.mean() + 30
+    right_drag(window, 0, 80)  # and back down
+    right_drag(window, -200, 0)  # left: narrower window, more contrast
+    assert window.viewer.adjustment.width == pytest.approx(0.5)
+    contrast = shown_array(window)
+    assert np.abs(contrast - np.rint(np.clip((xray.pixels - 0.25) / 0.5, 0, 1) * 255)).max() <= 1
+    assert contrast.std() > plain.std() * 1.3 and on_screen(window).std() > plain_screen.std() * 1.3
+    assert window.viewer.caption.startswith("Level 50% · Width 50%")
+    press(window, "<Escape>")
+    assert np.array_equal(shown_array(window), plain) and window.viewer.caption == ""
+
+
+def test_invert_rotate_flip_and_reset_by_keys_and_buttons(window, xray_paths):
+    load(window, xray_paths["elbow_1"])
+    plain = shown_array(window)
+    press(window, "<Key-i>")
+    assert np.abs(shown_array(window) - (255 - plain)).max() <= 1
+    window.invert_button.invoke()
+    assert np.array_equal(shown_array(window), plain)
+    press(window, "<Key-r>")
+    assert np.array_equal(shown_array(window), np.rot90(plain, -1))
+    press(window, "<Key-h>")
+    assert np.array_equal(shown_array(window), np.fliplr(np.rot90(plain, -1)))
+    window.rotate_button.invoke()  # turns what is on screen, mirrored or not
+    assert np.array_equal(shown_array(window), np.rot90(np.fliplr(np.rot90(plain, -1)), -1))
+    window.flip_button.invoke()
+    assert np.array_equal(shown_array(window), plain)
+    window.rotate_button.invoke()
+    window.rotate_button.invoke()
+    assert np.array_equal(shown_array(window), np.rot90(plain, 2))
+    assert window.viewer.caption == "rotated 180° — view only, Esc resets"
+    press(window, "<Key-0>")
+    assert np.array_equal(shown_array(window), plain)
+    # Ctrl+0 stays Fit, Ctrl+R stays the report: the plain keys do not fire with them.
+    window.rotate_button.invoke()
+    press(window, "<Control-Key-0>")
+    assert window.viewer.adjustment.quarter_turns == 1
+    window.reset_view_button.invoke()
+    assert np.array_equal(shown_array(window), plain)
+    # Typing the note is typing, not adjusting the view.
+    entry = window.note_entry._entry
+    entry.focus_force()
+    window.update()
+    for key in ("<Key-i>", "<Key-r>", "<Key-h>", "<Key-0>", "<Escape>"):
+        entry.event_generate(key)
+    window.update()
+    assert window.viewer.adjustment.is_original
+    window.note_entry.delete(0, "end")
+
+
+def test_heatmap_stays_on_its_place_and_zoom_follows_rotation(window, routed_paths):
+    from app.diagnosis.heatmap import overlay
+
+    load(window, routed_paths["shoulder"][0])
+    predict_shown(window)
+    view = window.current_view
+    window.heatmap_switch.select()
+    window.render_image()
+    window.update()
+    painted = np.asarray(overlay(view.xray, view.diagnosis.heatmap), dtype=np.int16)
+    assert np.array_equal(shown_array(window), painted)
+    window.rotate_button.invoke()
+    window.flip_button.invoke()
+    assert np.array_equal(shown_array(window), np.fliplr(np.rot90(painted, -1)))
+    window.heatmap_switch.deselect()
+    window.reset_view_button.invoke()
+    # Zoomed in and panned: after a turn the same part of the image is in the middle, turned.
+    for _ in range(2):
+        window.zoom_in_button.invoke()
+    canvas = window.viewer.canvas
+    canvas.event_generate("<ButtonPress-1>", x=200, y=200)
+    canvas.event_generate("<B1-Motion>", x=290, y=150)
+    canvas.event_generate("<ButtonRelease-1>", x=290, y=150)
+    window.update()
+    assert window.viewer.offset == (90.0, -50.0)
+
+    def middle() -> np.ndarray:
+        """What the panel shows around its middle (the drawn part of the picture may start inside it)."""
+        image_item = next(item for item in canvas.find_all() if canvas.type(item) == "image")
+        left, top = canvas.coords(image_item)
+        cx, cy = round(canvas.winfo_width() / 2 - left), round(canvas.winfo_height() / 2 - top)
+        return on_screen(window)[cy - 80 : cy + 80, cx - 80 : cx + 80]
+
+    def scale() -> float:
+        """Screen pixels per pixel of the shown picture."""
+        width, height = window.viewer.image.size
+        return window.viewer.zoom * min(canvas.winfo_width() / width, canvas.winfo_height() / height)
+
+    def centre_point() -> tuple[float, float]:
+        """The point of the shown picture under the middle of the panel."""
+        width, height = window.viewer.image.size
+        return width / 2 - window.viewer.offset[0] / scale(), height / 2 - window.viewer.offset[1] / scale()
+
+    before, (x, y), magnification = middle(), centre_point(), scale()
+    height = window.viewer.image.height
+    window.rotate_button.invoke()
+    assert scale() == pytest.approx(magnification)  # zoomed in, it stays as magnified
+    assert centre_point() == pytest.approx((height - y, x), abs=0.5)  # clockwise: (x, y) -> (h - y, x)
+    turned = middle()
+    assert np.abs(turned - np.rot90(before, -1)).mean() < 3 < np.abs(turned - before).mean()
+    window.flip_button.invoke()
+    assert np.abs(middle() - np.fliplr(turned)).mean() < 3
+    window.reset_view_button.invoke()
+    assert window.viewer.zoom == 1.0 and window.viewer.offset == (0.0, 0.0)
+
+
+def test_diagnosis_reads_the_original_pixels_whatever_the_view(window, routed_paths, tmp_path):
+    from app.report.content import ORIGINAL_PIXELS_LINE
+
+    load(window, routed_paths["hand"][0] if "hand" in routed_paths else next(iter(routed_paths.values()))[0])
+    predict_shown(window)
+    view = window.current_view
+    xray, before, first = view.xray, view.xray.pixels.copy(), view.diagnosis
+    right_drag(window, -150, 60)
+    window.invert_button.invoke()
+    window.rotate_button.invoke()
+    window.flip_button.invoke()
+    adjusted = window.viewer.adjustment
+    predict_shown(window)
+    again = window.current_view.diagnosis
+    assert window.current_view.xray is xray and np.array_equal(xray.pixels, before)
+    assert again is not first
+    assert again.fracture_probability == first.fracture_probability
+    assert again.part_probabilities == first.part_probabilities and again.verdict == first.verdict
+    assert np.array_equal(again.heatmap, first.heatmap)
+    assert window.viewer.adjustment == adjusted  # the result arriving does not undo the view
+    window.save_report(tmp_path / "adjusted.pdf")
+    wait_for(window, lambda: not window.tasks.busy)
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(tmp_path / "adjusted.pdf").pages).split())
+    assert ORIGINAL_PIXELS_LINE in text
+    window.reset_view_button.invoke()
+
+
+def test_dicom_opens_at_the_window_in_its_header(window, tmp_path, xray_paths):
+    from tests.dicom_files import write_dicom
+
+    source = read_gray(xray_paths["hand_0"])
+    raw = source.astype(np.uint16) * 16  # 12-bit values spread over 0..4080
+    path = write_dicom(tmp_path / "windowed.dcm", raw, bits=16, WindowCenter=1600, WindowWidth=1600)
+    load(window, path)
+    # DICOM PS3.3 C.11.2.1.2.1, the linear window, from the header's centre and width.
+    expected = np.rint(np.clip((raw - 1599.5) / 1599 + 0.5, 0, 1) * 255)
+    shown = shown_array(window)
+    assert np.abs(shown - expected).max() <= 1
+    assert np.abs(shown - np.rint(raw / raw.max() * 255)).mean() > 10  # not the full range
+    assert window.viewer.caption == "Window: the DICOM file's own, C 1600 W 1600"
+    right_drag(window, 100, 0)
+    assert window.viewer.caption.startswith("Level 50% · Width 125%")
+    press(window, "<Escape>")
+    assert np.abs(shown_array(window) - expected).max() <= 1
+    assert window.viewer.caption == "Window: the DICOM file's own, C 1600 W 1600"
+
+
+def read_gray(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L"))

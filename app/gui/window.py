@@ -14,7 +14,6 @@ import customtkinter as ctk
 from PIL import Image
 
 from app.diagnosis.diagnoser import Outcome
-from app.diagnosis.heatmap import overlay
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
 from app.errors import BoneFracError
 from app.gui.dialogs import MessageDialog, TextWindow
@@ -34,6 +33,7 @@ from app.gui.text import (
     study_text,
 )
 from app.gui.viewer import XRayViewer
+from app.gui.worklist import WorklistWindow
 from app.history import History, HistoryRow, default_history_path
 from app.words import VERDICT_LABELS, skill_text, threshold_text
 from app.xray import XRay, read_xray
@@ -92,6 +92,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.tasks = BackgroundTasks(self)
         self.history: History | None = None
         self.history_window: HistoryWindow | None = None
+        self.worklist: WorklistWindow | None = None
         self.settings = Settings((history_path or default_history_path()).parent / SETTINGS_NAME)
         self.saved_note = ""  # the note as the history rows of the views on screen hold it
         self._build()
@@ -128,6 +129,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.theme_label = ctk.CTkLabel(bar, text="Theme")
         for widget in (self.open_button, self.predict_button, self.heatmap_switch, self.fit_button):
             widget.pack(side="left", padx=4, pady=6)
+        self.folder_button = ctk.CTkButton(bar, text="Open folder…", width=120, command=self.open_folder_dialog)
+        self.folder_button.pack(side="left", padx=4, pady=6, after=self.open_button)  # a worklist of its studies
         for widget in (self.zoom_out_button, self.zoom_in_button):
             widget.pack(side="left", padx=2, pady=6)
         for widget in (self.appearance_menu, self.theme_label, self.about_button, self.history_button):
@@ -139,8 +142,18 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         left.grid(row=1, column=0, sticky="nsew", padx=(8, 4), pady=4)
         left.grid_rowconfigure(1, weight=1)
         left.grid_columnconfigure(0, weight=1)
-        self.file_label = ctk.CTkLabel(left, text="", anchor="w")
-        self.file_label.grid(row=0, column=0, sticky="ew", padx=4)
+        header = ctk.CTkFrame(left, fg_color="transparent")
+        header.grid(row=0, column=0, sticky="ew")
+        # View-only adjustments beside the image they change (right drag: window/level).
+        self.reset_view_button = ctk.CTkButton(header, text="Reset view", width=84, command=self.reset_view)
+        self.flip_button = ctk.CTkButton(header, text="Flip ↔", width=64, command=lambda: self.viewer.flip())
+        self.rotate_button = ctk.CTkButton(header, text="Rotate 90°", width=84, command=lambda: self.viewer.rotate())
+        self.invert_button = ctk.CTkButton(header, text="Invert", width=64, command=lambda: self.viewer.invert())
+        for widget in (self.reset_view_button, self.flip_button, self.rotate_button, self.invert_button):
+            widget.pack(side="right", padx=2, pady=(0, 4))
+        # Packed after the buttons, so a long file name is the one cut short.
+        self.file_label = ctk.CTkLabel(header, text="", anchor="w")
+        self.file_label.pack(side="left", fill="x", expand=True, padx=4)
         self.viewer = XRayViewer(left)
         self.viewer.grid(row=1, column=0, sticky="nsew")
         # Legend and thumbnails are shown only when there is something in them (grid_remove keeps
@@ -222,6 +235,24 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         }
         for sequence, action in shortcuts.items():
             self.bind(sequence, lambda _event, act=action: act())
+        view_keys = {
+            "iI": lambda: self.viewer.invert(),
+            "rR": lambda: self.viewer.rotate(),
+            "hH": lambda: self.viewer.flip(),
+            "0": self.reset_view,
+        }
+        for keys, action in view_keys.items():
+            for key in keys:
+                self.bind(f"<Key-{key}>", lambda event, act=action: self._view_key(event, act))
+        self.bind("<Escape>", lambda event: self._view_key(event, self.reset_view))
+
+    def _view_key(self, event: tkinter.Event, action) -> None:
+        """Plain keys adjust the view, except while typing (the note): there they are letters."""
+        if not isinstance(event.widget, tkinter.Entry | tkinter.Text):
+            action()
+
+    def reset_view(self) -> None:
+        self.viewer.reset()
 
     def _enable_drop(self) -> None:
         self.drop_enabled = False
@@ -237,7 +268,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
     def _on_drop(self, event: tkinter.Event) -> None:
         paths = [Path(p) for p in self.tk.splitlist(event.data)]
-        if paths:
+        folders = [path for path in paths if path.is_dir()]
+        if folders:  # a dropped folder opens as a worklist; files dropped with it are in it or beside it
+            self.open_folder(folders[0])
+        elif paths:
             self.load_paths(paths)
 
     # ---------- models ----------
@@ -266,6 +300,20 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         if chosen:  # cancel returns an empty tuple: nothing changes
             self.settings.remember_folder(Path(chosen[0]).parent)
             self.load_paths([Path(p) for p in chosen])
+
+    def open_folder_dialog(self) -> None:
+        chosen = filedialog.askdirectory(
+            parent=self, title="Open a folder of X-rays", initialdir=self.settings.last_folder
+        )
+        if chosen:
+            self.settings.remember_folder(Path(chosen))
+            self.open_folder(Path(chosen))
+
+    def open_folder(self, folder: Path) -> None:
+        """The folder's studies in the worklist (one at a time: a new folder replaces it)."""
+        if self.worklist is not None and self.worklist.winfo_exists():
+            self.worklist.destroy()
+        self.worklist = WorklistWindow(self, folder)
 
     def load_paths(self, paths: list[Path], stored: dict[Path, HistoryRow] | None = None) -> None:
         """Read the files on the worker thread; `stored`: their results kept in the history."""
@@ -336,7 +384,6 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         if generation != self.generation:
             self.render_buttons()
             return
-        study_id = uuid.uuid4().hex if study is not None else None
         note = self.note_entry.get().strip()
         errors = []
         for view, outcome in zip(self.views, outcomes):  # one outcome per view, in order
@@ -344,7 +391,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
                 errors.append(f"{view.path.name}: {outcome.error}")
             else:
                 view.diagnosis = outcome.diagnosis
-                view.history_id = self._remember(view, note, study_id)
+        self.remember_views([view for view in self.views if view.diagnosis is not None], note, study)
         self.saved_note = note
         self.study = study
         if errors:
@@ -353,6 +400,13 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.set_status(f"Prediction finished for {done} image(s).")
         self.render_thumbnails()
         self.render_all()
+
+    def remember_views(self, views: list[ViewState], note: str, study: StudyDiagnosis | None) -> None:
+        """Put diagnosed views in the history (Predict here, and each study of the worklist);
+        the views of a study of several share one study id."""
+        study_id = uuid.uuid4().hex if study is not None else None
+        for view in views:
+            view.history_id = self._remember(view, note, study_id)
 
     def _remember(self, view: ViewState, note: str, study_id: str | None) -> int | None:
         if self.history is None or view.diagnosis is None:
@@ -421,12 +475,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         if view is None:
             self.viewer.show(None)
             return
-        if with_heatmap:
-            image = overlay(view.xray, diagnosis.heatmap)
-        else:
-            image = Image.fromarray(view.xray.as_uint8(), mode="L")
-        same_image = self.viewer.image is not None and self.viewer.image.size == image.size
-        self.viewer.show(image, keep_view=same_image)
+        # The viewer draws the XRay as adjusted on screen; the XRay itself stays as read.
+        self.viewer.show(view.xray, diagnosis.heatmap if with_heatmap else None)
 
     def _render_file(self, view: ViewState | None) -> None:
         """The open file's name and folder, above the image and in the title bar."""

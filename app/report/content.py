@@ -16,6 +16,12 @@ from app.report.fonts import printable
 from app.words import skill_text, threshold_text, verdict_line
 from app.xray import XRay
 
+# Always said: a report cannot tell whether the view on screen was adjusted when it was made.
+ORIGINAL_PIXELS_LINE = (
+    "The models read the original image; display adjustments in the window (window/level, invert, "
+    "rotation, flip) are not applied to the diagnosis, and the images here are shown as read."
+)
+
 
 @dataclass(frozen=True)
 class ReportSection:
@@ -81,7 +87,7 @@ def build_content(
         if diagnosis.heatmap is not None:
             images.append(("Where the model looked (heatmap)", overlay(xray, diagnosis.heatmap)))
         sections.append(ReportSection(f"View: {diagnosis.file}", tuple(lines), tuple(images)))
-    sections.append(ReportSection("About the models", (training_data_summary(manifest),)))
+    sections.append(ReportSection("About the models", (training_data_summary(manifest), ORIGINAL_PIXELS_LINE)))
     return _printable(ReportContent("Fracture detection report", tuple(header), tuple(sections), NOTICE))
 
 
