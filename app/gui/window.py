@@ -112,27 +112,22 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.grid_rowconfigure(1, weight=1)
         bar = ctk.CTkFrame(self)
         bar.grid(row=0, column=0, columnspan=2, sticky="ew", padx=8, pady=(8, 4))
-        self.open_button = ctk.CTkButton(bar, text="Open X-rays…", width=120, command=self.open_dialog)
-        self.predict_button = ctk.CTkButton(bar, text="Predict", width=100, command=self.predict)
+        self.open_button = ctk.CTkButton(bar, text="Open X-rays…", width=110, command=self.open_dialog)
+        self.predict_button = ctk.CTkButton(bar, text="Predict", width=90, command=self.predict)
         self.heatmap_switch = ctk.CTkSwitch(bar, text="Heatmap", command=self.render_image)
-        self.fit_button = ctk.CTkButton(bar, text="Fit", width=50, command=lambda: self.viewer.fit())
-        self.zoom_out_button = ctk.CTkButton(bar, text="−", width=36, command=lambda: self.viewer.zoom_by(0.8))
-        self.zoom_in_button = ctk.CTkButton(bar, text="+", width=36, command=lambda: self.viewer.zoom_by(1.25))
-        self.screenshot_button = ctk.CTkButton(bar, text="Save screenshot…", width=140, command=self.screenshot_dialog)
-        self.report_button = ctk.CTkButton(bar, text="Save report…", width=120, command=self.report_dialog)
-        self.dicom_button = ctk.CTkButton(bar, text="Save as DICOM…", width=130, command=self.dicom_dialog)
-        self.history_button = ctk.CTkButton(bar, text="History", width=90, command=self.show_history)
-        self.about_button = ctk.CTkButton(bar, text="About", width=80, command=self.show_about)
+        self.screenshot_button = ctk.CTkButton(bar, text="Save screenshot…", width=130, command=self.screenshot_dialog)
+        self.report_button = ctk.CTkButton(bar, text="Save report…", width=110, command=self.report_dialog)
+        self.dicom_button = ctk.CTkButton(bar, text="Save as DICOM…", width=125, command=self.dicom_dialog)
+        self.history_button = ctk.CTkButton(bar, text="History", width=80, command=self.show_history)
+        self.about_button = ctk.CTkButton(bar, text="About", width=70, command=self.show_about)
         self.appearance_menu = ctk.CTkOptionMenu(
             bar, values=["System", "Light", "Dark"], width=100, command=ctk.set_appearance_mode
         )
         self.theme_label = ctk.CTkLabel(bar, text="Theme")
-        for widget in (self.open_button, self.predict_button, self.heatmap_switch, self.fit_button):
+        for widget in (self.open_button, self.predict_button, self.heatmap_switch):
             widget.pack(side="left", padx=4, pady=6)
-        self.folder_button = ctk.CTkButton(bar, text="Open folder…", width=120, command=self.open_folder_dialog)
+        self.folder_button = ctk.CTkButton(bar, text="Open folder…", width=110, command=self.open_folder_dialog)
         self.folder_button.pack(side="left", padx=4, pady=6, after=self.open_button)  # a worklist of its studies
-        for widget in (self.zoom_out_button, self.zoom_in_button):
-            widget.pack(side="left", padx=2, pady=6)
         for widget in (self.appearance_menu, self.theme_label, self.about_button, self.history_button):
             widget.pack(side="right", padx=4, pady=6)
         for widget in (self.dicom_button, self.report_button, self.screenshot_button):
@@ -149,7 +144,20 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.flip_button = ctk.CTkButton(header, text="Flip ↔", width=64, command=lambda: self.viewer.flip())
         self.rotate_button = ctk.CTkButton(header, text="Rotate 90°", width=84, command=lambda: self.viewer.rotate())
         self.invert_button = ctk.CTkButton(header, text="Invert", width=64, command=lambda: self.viewer.invert())
-        for widget in (self.reset_view_button, self.flip_button, self.rotate_button, self.invert_button):
+        # Zoom and fit live with the other view controls, so the top bar keeps room for its labels.
+        self.fit_button = ctk.CTkButton(header, text="Fit", width=44, command=lambda: self.viewer.fit())
+        self.zoom_out_button = ctk.CTkButton(header, text="−", width=32, command=lambda: self.viewer.zoom_by(0.8))
+        self.zoom_in_button = ctk.CTkButton(header, text="+", width=32, command=lambda: self.viewer.zoom_by(1.25))
+        view_controls = (
+            self.reset_view_button,
+            self.flip_button,
+            self.rotate_button,
+            self.invert_button,
+            self.fit_button,
+            self.zoom_in_button,
+            self.zoom_out_button,
+        )
+        for widget in view_controls:
             widget.pack(side="right", padx=2, pady=(0, 4))
         # Packed after the buttons, so a long file name is the one cut short.
         self.file_label = ctk.CTkLabel(header, text="", anchor="w")
