@@ -15,9 +15,12 @@ HOW_TO = """How to use
 2. Press Predict (Ctrl+P). The body part is recognised first; elbow, hand and shoulder images then get that part's
    fracture verdict: Fractured, Normal, or Uncertain when the probability falls between the two thresholds.
    A part whose fracture model showed no skill on validation images gets no verdict (see the models below).
-3. Switch on Heatmap to see where the fracture model found its evidence (blue weakest, red strongest; coarse:
+3. Switch on Heatmap to see where the fracture model found its evidence (the legend says what its colours mean;
    it is not a fracture outline).
-4. Save a screenshot of the window (Ctrl+S) or a PDF/PNG report (Ctrl+R); every result is kept in History (Ctrl+H).
+4. Adjust the view (it never changes what the models read): drag with the right mouse button for brightness and
+   contrast, I inverts, R rotates, H flips, Escape or 0 resets; the wheel or - / + zoom, Ctrl+0 fits.
+5. Save a screenshot of the window (Ctrl+S), a PDF/PNG report (Ctrl+R) or a DICOM result for PACS (Save as DICOM);
+   every result is kept in History (Ctrl+H). Open folder lists a folder's studies in a worklist to predict them all.
 """
 
 LIMITATIONS = """Limitations
