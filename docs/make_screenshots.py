@@ -6,6 +6,7 @@ python docs/make_screenshots.py      # needs a display; use `xvfb-run -s "-scree
 from __future__ import annotations
 
 import csv
+import shutil
 import sys
 import tempfile
 import time
@@ -68,6 +69,20 @@ def main() -> None:
     window.predict()
     settle(window, lambda: not window.predicting)
     window.save_screenshot(OUT / "4-study.png")
+
+    # A folder of two clinics' images, predicted as a worklist, most suspicious first.
+    folder = home / "worklist"
+    for index, (part, fractured) in enumerate([("hand", "1"), ("elbow", "0"), ("shoulder", "1"), ("hand", "0")]):
+        clinic = folder / ("clinic A" if index % 2 else "clinic B") / f"patient {index + 1}"
+        clinic.mkdir(parents=True)
+        shutil.copy(val_image(part, fractured), clinic / f"view{index + 1}.jpg")
+    window.open_folder(folder)
+    worklist = window.worklist
+    settle(window, lambda: worklist.grouped)
+    worklist.predict_all()
+    settle(window, lambda: not worklist.running)
+    window.save_screenshot(OUT / "8-worklist.png")
+    worklist.destroy()
 
     window.show_history()  # it opens over the main window by itself
     settle(window, lambda: True)
