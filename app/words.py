@@ -8,7 +8,7 @@ from typing import Any
 
 from app.diagnosis.manifest import CHANCE_AUROC, ModelManifest
 from app.diagnosis.model_card import interval_text  # one wording of an interval, in the model card and here
-from app.diagnosis.value import FRACTURE_MAP, Thresholds, Verdict
+from app.diagnosis.value import FRACTURE_MAP, Diagnosis, Thresholds, Verdict
 
 VERDICT_LABELS = {
     Verdict.FRACTURED: "Fractured",
@@ -32,6 +32,7 @@ def threshold_text(thresholds: Thresholds | None) -> str:
         f"Normal below {thresholds.rule_out:.2f} (rule-out), fractured from {thresholds.rule_in:.2f} (rule-in), "
         "uncertain between."
     )
+
 
 CHANCE = CHANCE_AUROC
 # (lowest AUROC, what a verdict from such a model is worth), best first.
@@ -89,3 +90,28 @@ def heatmap_legend(kind: str) -> tuple[str, str, str]:
             "Not a fracture outline.",
         )
     return "weak", "strong", "Where the fracture model found its evidence (relative). Not a fracture outline."
+
+
+def outlines_caption(thresholds: Thresholds) -> str:
+    """The caption of the picture with the suspicious regions outlined."""
+    return f"Suspicious regions (fracture map at or above the rule-in threshold {thresholds.rule_in:.2f})"
+
+
+def outlines_text(diagnosis: Diagnosis | None, outlined: bool) -> str:
+    """What the Outlines toggle can show for this result, or why it shows nothing ("" before a
+    result). `outlined`: whether any cell of the map reaches rule-in (the engine says)."""
+    if diagnosis is None:
+        return ""
+    if not diagnosis.supported:
+        return "Outlines: none, this image has no verdict."
+    if diagnosis.heatmap is None or diagnosis.thresholds is None:
+        return "Outlines: none, this result has no fracture map."
+    if diagnosis.heatmap_kind != FRACTURE_MAP:
+        return (
+            "Outlines: none, this model's heatmap is relative (an activation map) and gives no probability "
+            "per region to hold against the rule-in threshold."
+        )
+    rule_in = diagnosis.thresholds.rule_in
+    if not outlined:
+        return f"Outlines: no region of the fracture map reaches the rule-in threshold {rule_in:.2f}."
+    return f"Outlines: regions where the fracture map is at or above the rule-in threshold {rule_in:.2f}."

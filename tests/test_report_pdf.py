@@ -6,6 +6,7 @@ import re
 
 from pypdf import PdfReader
 
+from app.diagnosis.outlines import outline_mask
 from app.diagnosis.value import NOTICE
 from app.report import write_report
 
@@ -29,10 +30,13 @@ def test_multi_view_pdf_keeps_each_view_on_one_page_with_numbers_and_notice(
     # Each view's heading, text and images on one page: a page holds exactly the images of the
     # views whose headings it holds.
     for number, (page, text) in enumerate(zip(reader.pages, pages), start=1):
-        views_here = [d for _, d in results if f"View: {d.file}" in text]
-        expected = sum(1 + (d.heatmap is not None) for d in views_here)
+        views_here = [(x, d) for x, d in results if f"View: {d.file}" in text]
+        # X-ray, heatmap where there is one, suspicious regions where the fracture map reaches rule-in.
+        expected = sum(
+            1 + (d.heatmap is not None) + (outline_mask(d, x.width, x.height) is not None) for x, d in views_here
+        )
         assert len(page.images) == expected, f"page {number}: {len(page.images)} images for {len(views_here)} views"
-        for diagnosis in views_here:
+        for _, diagnosis in views_here:
             assert f"Body part: {diagnosis.part}" in text.split(f"View: {diagnosis.file}")[1]
     assert sum(text.count("View: ") for text in pages) == len(results)
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from app.diagnosis.heatmap import overlay
+from app.diagnosis.outlines import draw_outlines
 from app.xray import XRay
 
 DEFAULT_LEVEL, DEFAULT_WIDTH = 0.5, 1.0
@@ -79,13 +80,18 @@ def orient(image: Image.Image, adjustment: ViewAdjustment) -> Image.Image:
     return image
 
 
-def displayed(xray: XRay, heatmap: np.ndarray | None, adjustment: ViewAdjustment) -> Image.Image:
+def displayed(
+    xray: XRay, heatmap: np.ndarray | None, adjustment: ViewAdjustment, outlines: np.ndarray | None = None
+) -> Image.Image:
     """The picture on screen: the windowed grey image (with the heatmap blended over it, its
-    colours untouched), then turned and mirrored as one, so the heatmap stays on its place."""
+    colours untouched, and the suspicious regions' `outlines` drawn on top: a bool mask on the
+    image's pixels), then turned and mirrored as one, so both stay on their place."""
     gray = window_pixels(xray.pixels, adjustment)
     # A copy of the value for drawing only; the XRay the models read keeps its pixels.
     shown = xray if gray is xray.pixels else dataclasses.replace(xray, pixels=gray)
     image = overlay(shown, heatmap) if heatmap is not None else Image.fromarray(shown.as_uint8(), mode="L")
+    if outlines is not None:
+        image = draw_outlines(image, outlines)
     return orient(image, adjustment)
 
 

@@ -24,6 +24,7 @@ class XRayViewer(ctk.CTkFrame):
         self.canvas.pack(fill="both", expand=True)
         self.xray: XRay | None = None
         self.heatmap: np.ndarray | None = None
+        self.outlines: np.ndarray | None = None  # suspicious regions' outline pixels, on the XRay's grid
         self.adjustment = ViewAdjustment()
         self.image: Image.Image | None = None  # the picture as adjusted, before zoom and pan
         self.caption = ""  # the window and adjustments, in the canvas' corner
@@ -44,13 +45,13 @@ class XRayViewer(ctk.CTkFrame):
         self.canvas.bind("<Button-4>", lambda _event: self.zoom_by(1.25))  # X11 wheel up
         self.canvas.bind("<Button-5>", lambda _event: self.zoom_by(0.8))  # X11 wheel down
 
-    def show(self, xray: XRay | None, heatmap: np.ndarray | None = None) -> None:
-        """Another X-ray opens fitted, at its own window; the same one (heatmap toggled, a result
-        arrived) keeps zoom, pan and adjustments."""
+    def show(self, xray: XRay | None, heatmap: np.ndarray | None = None, outlines: np.ndarray | None = None) -> None:
+        """Another X-ray opens fitted, at its own window; the same one (heatmap or outlines
+        toggled, a result arrived) keeps zoom, pan and adjustments."""
         if xray is not self.xray:
             self.adjustment = ViewAdjustment()
             self.zoom, self.offset = 1.0, (0.0, 0.0)
-        self.xray, self.heatmap = xray, heatmap
+        self.xray, self.heatmap, self.outlines = xray, heatmap, outlines
         self._compose()
 
     # ---------- adjustments (the view only: the XRay is never changed) ----------
@@ -111,7 +112,7 @@ class XRayViewer(ctk.CTkFrame):
 
     def _compose(self) -> None:
         self._compose_pending = False
-        self.image = None if self.xray is None else displayed(self.xray, self.heatmap, self.adjustment)
+        self.image = None if self.xray is None else displayed(self.xray, self.heatmap, self.adjustment, self.outlines)
         own = header_window_text(self.xray) if self.xray is not None else ""
         self.caption = adjustment_text(self.adjustment, own)
         self.redraw()

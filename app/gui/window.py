@@ -11,9 +11,11 @@ from pathlib import Path
 from tkinter import filedialog
 
 import customtkinter as ctk
+import numpy as np
 from PIL import Image
 
 from app.diagnosis.diagnoser import Outcome
+from app.diagnosis.outlines import outline_mask, outlines_apply
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
 from app.errors import BoneFracError
 from app.gui.dialogs import MessageDialog, TextWindow
@@ -35,7 +37,7 @@ from app.gui.text import (
 from app.gui.viewer import XRayViewer
 from app.gui.worklist import WorklistWindow
 from app.history import History, HistoryRow, default_history_path
-from app.words import VERDICT_LABELS, skill_text, threshold_text
+from app.words import VERDICT_LABELS, outlines_text, skill_text, threshold_text
 from app.xray import XRay, read_xray
 
 # Tk file filters are case-sensitive on Linux; DICOM files often come without any extension ("All files").
@@ -159,6 +161,11 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         )
         for widget in view_controls:
             widget.pack(side="right", padx=2, pady=(0, 4))
+        # With the view controls, as the top bar has no room left. Disabled unless the result has
+        # a fracture map to threshold; the panel says why.
+        self.outlines_switch = ctk.CTkSwitch(header, text="Outlines", width=90, command=self.render_image)
+        self.outlines_switch.configure(state="disabled")
+        self.outlines_switch.pack(side="right", padx=(2, 8), pady=(0, 4))
         # Packed after the buttons, so a long file name is the one cut short.
         self.file_label = ctk.CTkLabel(header, text="", anchor="w")
         self.file_label.pack(side="left", fill="x", expand=True, padx=4)
@@ -194,17 +201,19 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.threshold_label.grid(row=5, sticky="ew", padx=14, pady=(2, 0))
         self.skill_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
         self.skill_label.grid(row=6, sticky="ew", padx=14, pady=(6, 0))
+        self.outlines_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
+        self.outlines_label.grid(row=7, sticky="ew", padx=14, pady=(6, 0))
         self.study_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300, font=title_font)
-        self.study_label.grid(row=7, sticky="ew", padx=14, pady=(12, 0))
+        self.study_label.grid(row=8, sticky="ew", padx=14, pady=(12, 0))
         self.model_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
-        self.model_label.grid(row=8, sticky="ew", padx=14, pady=(12, 0))
-        for optional in (self.threshold_label, self.skill_label, self.study_label):
+        self.model_label.grid(row=9, sticky="ew", padx=14, pady=(12, 0))
+        for optional in (self.threshold_label, self.skill_label, self.outlines_label, self.study_label):
             optional.grid_remove()  # shown with a result (see _set_line)
         ctk.CTkLabel(panel, text="Note for the report and history", anchor="w").grid(
-            row=9, sticky="ew", padx=14, pady=(16, 0)
+            row=10, sticky="ew", padx=14, pady=(16, 0)
         )
         self.note_entry = ctk.CTkEntry(panel, placeholder_text="optional")
-        self.note_entry.grid(row=10, sticky="ew", padx=14)
+        self.note_entry.grid(row=11, sticky="ew", padx=14)
         self.note_entry.bind("<FocusOut>", lambda _event: self.save_note())
         self.note_entry.bind("<Return>", lambda _event: self.save_note())
         self.identifiers_switch = ctk.CTkCheckBox(
@@ -214,7 +223,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         )
         if self.settings.patient_identifiers_on_reports:
             self.identifiers_switch.select()
-        self.identifiers_switch.grid(row=11, sticky="ew", padx=14, pady=(8, 0))
+        self.identifiers_switch.grid(row=12, sticky="ew", padx=14, pady=(8, 0))
 
         status = ctk.CTkFrame(self, fg_color="transparent")
         status.grid(row=2, column=0, columnspan=2, sticky="ew", padx=8)
@@ -481,10 +490,20 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         else:
             self.legend.grid_remove()
         if view is None:
+            self._render_outlines(None, None)
             self.viewer.show(None)
             return
+        outlines = outline_mask(diagnosis, view.xray.width, view.xray.height)
+        self._render_outlines(diagnosis, outlines)
+        shown_outlines = outlines if self.outlines_switch.get() else None
         # The viewer draws the XRay as adjusted on screen; the XRay itself stays as read.
-        self.viewer.show(view.xray, diagnosis.heatmap if with_heatmap else None)
+        self.viewer.show(view.xray, diagnosis.heatmap if with_heatmap else None, shown_outlines)
+
+    def _render_outlines(self, diagnosis: Diagnosis | None, outlines: np.ndarray | None) -> None:
+        """The Outlines switch is usable only for a result with a fracture map; the panel line
+        says what it outlines, or why it cannot. The switch keeps its position between views."""
+        self.outlines_switch.configure(state="normal" if outlines_apply(diagnosis) else "disabled")
+        self._set_line(self.outlines_label, outlines_text(diagnosis, outlines is not None))
 
     def _render_file(self, view: ViewState | None) -> None:
         """The open file's name and folder, above the image and in the title bar."""

@@ -11,9 +11,10 @@ from app import __version__
 from app.diagnosis.heatmap import overlay
 from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
+from app.diagnosis.outlines import draw_outlines, outline_mask, outlines_apply
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
 from app.report.fonts import printable
-from app.words import skill_text, threshold_text, verdict_line
+from app.words import outlines_caption, outlines_text, skill_text, threshold_text, verdict_line
 from app.xray import XRay
 
 # Always said: a report cannot tell whether the view on screen was adjusted when it was made.
@@ -83,12 +84,29 @@ def build_content(
         if diagnosis.supported:
             lines.append(fracture_model_summary(manifest, diagnosis.part))
         lines.extend(f"Reader note: {n}" for n in diagnosis.notes)
-        images = [("X-ray", Image.fromarray(xray.as_uint8(), mode="L").convert("RGB"))]
+        plain = Image.fromarray(xray.as_uint8(), mode="L").convert("RGB")
+        images = [("X-ray", plain)]
         if diagnosis.heatmap is not None:
             images.append(("Where the model looked (heatmap)", overlay(xray, diagnosis.heatmap)))
+        outlines = outline_mask(diagnosis, xray.width, xray.height)
+        if outlines is not None:  # on the plain X-ray: the edges of the regions read best there
+            images.append((outlines_caption(diagnosis.thresholds), draw_outlines(plain, outlines)))
+        elif outlines_apply(diagnosis):
+            lines.append(outlines_text(diagnosis, outlined=False))
         sections.append(ReportSection(f"View: {diagnosis.file}", tuple(lines), tuple(images)))
     sections.append(ReportSection("About the models", (training_data_summary(manifest), ORIGINAL_PIXELS_LINE)))
     return _printable(ReportContent("Fracture detection report", tuple(header), tuple(sections), NOTICE))
+
+
+def view_picture(xray: XRay, diagnosis: Diagnosis) -> Image.Image:
+    """One picture of a view with all it has drawn on it: the heatmap overlay where there is
+    one, and the suspicious regions' outlines on top (what a DICOM result carries)."""
+    if diagnosis.heatmap is not None:
+        image = overlay(xray, diagnosis.heatmap)
+    else:
+        image = Image.fromarray(xray.as_uint8(), mode="L").convert("RGB")
+    outlines = outline_mask(diagnosis, xray.width, xray.height)
+    return image if outlines is None else draw_outlines(image, outlines)
 
 
 def patient_line(views: list[tuple[XRay, Diagnosis]]) -> str:

@@ -1,7 +1,8 @@
 """A result that goes back to PACS: a DICOM Secondary Capture image of one view.
 
-The picture is the report's own (the X-ray, with the heatmap overlay where there is one) with
-one burned-in line below it: verdict, probability, model version and the notice. For a DICOM
+The picture is the X-ray with the heatmap overlay where there is one and the suspicious
+regions outlined where the fracture map reaches rule-in (`view_picture`), with one burned-in
+line below it: verdict, probability, model version and the notice. For a DICOM
 source the object joins the source's patient and study (same StudyInstanceUID, a new series
 and instance), so a PACS files it with the study; for a PNG or JPEG it opens a new study with
 empty patient attributes (there are none to carry).
@@ -21,9 +22,10 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 from app import __version__
 from app.atomic import write_bytes_atomic
 from app.diagnosis.manifest import ModelManifest
+from app.diagnosis.outlines import outline_mask
 from app.diagnosis.value import NOTICE, Diagnosis
 from app.errors import ReportWriteError
-from app.report.content import build_content
+from app.report.content import view_picture
 from app.report.fonts import BOLD_FONT, printable
 from app.words import verdict_line
 from app.xray import XRay
@@ -87,7 +89,11 @@ def render_dicom_result(
 ) -> bytes:
     created = created or dt.datetime.now().astimezone()
     dataset = _identity(xray.dicom_header, created)
-    _set_pixels(dataset, _picture(xray, diagnosis, manifest, created))
+    if outline_mask(diagnosis, xray.width, xray.height) is not None:
+        dataset.DerivationDescription = (
+            "Fracture detection decision support: heatmap, suspicious-region outlines and result burned in"
+        )
+    _set_pixels(dataset, _picture(xray, diagnosis, manifest))
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -99,10 +105,9 @@ def burned_in_line(diagnosis: Diagnosis, manifest: ModelManifest) -> str:
     return printable(f"{line} | model {manifest.version} | {notice}")
 
 
-def _picture(xray: XRay, diagnosis: Diagnosis, manifest: ModelManifest, created: dt.datetime) -> Image.Image:
-    """The report's picture of this view (overlay where there is one) above a black band with the line."""
-    view = build_content([(xray, diagnosis)], manifest, created=created).sections[0]
-    image = view.images[-1][1].convert("RGB")  # the overlay comes last when there is one
+def _picture(xray: XRay, diagnosis: Diagnosis, manifest: ModelManifest) -> Image.Image:
+    """The view's picture (overlay and outlines where there are) above a black band with the line."""
+    image = view_picture(xray, diagnosis)
     if image.width < MIN_WIDTH:
         scale = MIN_WIDTH / image.width
         image = image.resize((MIN_WIDTH, max(1, round(image.height * scale))), Image.Resampling.LANCZOS)

@@ -15,7 +15,8 @@ from app.report.fonts import BOLD_FONT, REGULAR_FONT
 
 _IMAGE_MAX_HEIGHT_MM = 85.0
 _GAP_MM = 6.0
-_CAPTION_MM = 6.0
+_CAPTION_MM = 6.0  # room below a one-line caption
+_CAPTION_LINE_MM = 3.5
 _HEADING_MM, _LINE_MM = 7.0, 5.5
 
 
@@ -68,7 +69,7 @@ def _section_height(pdf: FPDF, section: ReportSection) -> float:
     pdf.set_font("DejaVu", "", 10)
     height += sum(_text_height(pdf, line, _LINE_MM) for line in section.lines)
     if section.images:
-        height += max(h for _, h in _image_sizes(pdf, section.images)) + _CAPTION_MM + 2
+        height += max(h for _, h in _image_sizes(pdf, section.images)) + _caption_height(pdf, section.images) + 2
     return height
 
 
@@ -98,10 +99,18 @@ def _image_sizes(pdf: FPDF, images: tuple) -> list[tuple[float, float]]:
     return sizes
 
 
+def _caption_height(pdf: FPDF, images: tuple) -> float:
+    """Captions wrap within their image's slot (a long one would run into its neighbour)."""
+    pdf.set_font("DejaVu", "", 8)
+    slot_width = _slot_width(pdf, len(images))
+    lines = max(len(pdf.multi_cell(slot_width, _CAPTION_LINE_MM, c, dry_run=True, output="LINES")) for c, _ in images)
+    return max(_CAPTION_MM, lines * _CAPTION_LINE_MM + 2)
+
+
 def _draw_images(pdf: FPDF, images: tuple) -> None:
     slot_width = _slot_width(pdf, len(images))
     sizes = _image_sizes(pdf, images)
-    block_height = max(h for _, h in sizes) + _CAPTION_MM
+    block_height = max(h for _, h in sizes) + _caption_height(pdf, images)
     if pdf.get_y() + block_height + 2 > pdf.page_break_trigger:
         pdf.add_page()  # only for a section taller than a page
     top = pdf.get_y() + 2
@@ -110,5 +119,5 @@ def _draw_images(pdf: FPDF, images: tuple) -> None:
         left = pdf.l_margin + index * (slot_width + _GAP_MM)
         pdf.image(image, x=left, y=top, w=width, h=height)
         pdf.set_xy(left, top + height + 0.5)
-        pdf.cell(slot_width, 4, caption)
+        pdf.multi_cell(slot_width, _CAPTION_LINE_MM, caption, align="L")
     pdf.set_xy(pdf.l_margin, top + block_height)

@@ -85,13 +85,15 @@ def _layout(content: ReportContent, page: Image.Image) -> int:
             text(line, body_font)
         if section.images:
             slot = (text_width - 20 * (len(section.images) - 1)) // len(section.images)
-            tallest = 0
+            tallest, caption_lines = 0, 1
             for index, (caption, image) in enumerate(section.images):
                 scale = min(slot / image.width, IMAGE_MAX_HEIGHT / image.height)
                 shown = image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))))
                 left = MARGIN + index * (slot + 20)
                 page.paste(shown, (left, y + 8))
-                draw.text((left, y + 14 + shown.height), caption, font=small_font, fill="black")
-                tallest = max(tallest, shown.height)
-            y += tallest + 50
+                wrapped = _wrap(caption, small_font, slot)  # within its slot, clear of its neighbour
+                for number, line in enumerate(wrapped):
+                    draw.text((left, y + 14 + shown.height + number * 22), line, font=small_font, fill="black")
+                tallest, caption_lines = max(tallest, shown.height), max(caption_lines, len(wrapped))
+            y += tallest + 28 + 22 * caption_lines
     return y
