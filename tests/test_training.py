@@ -358,3 +358,16 @@ def test_published_model_pools_its_fracture_map_into_the_image_probability(tiny_
     pooled = np.log(np.mean(np.exp(LSE_SHARPNESS * logits), axis=0)) / LSE_SHARPNESS
     np.testing.assert_allclose(outputs["fracture"][0], 1 / (1 + np.exp(-pooled)), atol=1e-4)
     np.testing.assert_allclose(outputs["part"][0].sum(), 1.0, atol=1e-5)  # regions summed into parts
+
+
+def test_the_app_loads_a_fracture_map_model_without_the_training_package(tiny_models, xray_paths):
+    """Its pooling layer is the app's own (app/diagnosis/layers.py): a clinic's install needs no training code."""
+    models = tiny_models / "run" / "models"
+    code = (
+        "import sys; from app.diagnosis import Diagnoser; "
+        f"d = Diagnoser({str(models)!r}).diagnose({str(xray_paths['hand_1'])!r}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'training'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

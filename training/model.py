@@ -20,8 +20,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import layers
 
+from app.diagnosis.layers import LSE_SHARPNESS, LogSumExpPool  # noqa: F401 (LSE_SHARPNESS: re-exported)
 from app.diagnosis.value import SUPPORTED_PARTS
 
 PART_NAMES = (*SUPPORTED_PARTS, "other")
@@ -33,9 +34,6 @@ PART_OF_REGION = {"elbow": "elbow", "hand": "hand", "finger": "hand", "shoulder"
 # it trains the trunk on fracture features and is not used to route.
 FRACTURE_HEADS = (*SUPPORTED_PARTS, "any")
 MAP_STRIDE = 16
-# Log-sum-exp sharpness: between the mean of the cells (0) and their maximum (infinity).
-# At 5 one clearly suspicious cell carries the image, as a fracture is a small finding.
-LSE_SHARPNESS = 5.0
 
 # keras.applications.resnet50 "caffe" preprocessing: BGR channel means on a 0..255 scale.
 _IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -43,23 +41,6 @@ _IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 def part_of_region(region: str) -> str:
     return PART_OF_REGION.get(region, "other")
-
-
-@keras.saving.register_keras_serializable(package="bonefrac")
-class LogSumExpPool(layers.Layer):
-    """(N, H, W, C) cell logits -> (N, C) image logits: (1/r) log(mean(exp(r * z)))."""
-
-    def __init__(self, sharpness: float = LSE_SHARPNESS, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.sharpness = sharpness
-
-    def call(self, logits):
-        flat = ops.reshape(logits, (ops.shape(logits)[0], -1, ops.shape(logits)[-1]))
-        cells = ops.cast(ops.shape(flat)[1], flat.dtype)
-        return (ops.logsumexp(self.sharpness * flat, axis=1) - ops.log(cells)) / self.sharpness
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "sharpness": self.sharpness}
 
 
 def region_to_part_matrix() -> np.ndarray:

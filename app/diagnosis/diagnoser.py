@@ -84,6 +84,8 @@ def _keras():
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import keras
+
+            import app.diagnosis.layers  # noqa: F401  (registers our layers before any model loads)
     finally:
         os.dup2(saved_stderr, 2)
         os.close(saved_stderr)
