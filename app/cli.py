@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.diagnosis.value import NOTICE
 from app.errors import BoneFracError, ModelFilesError
+from app.words import confidence_text
 
 EXIT_BAD_INPUT = 2
 EXIT_BAD_MODELS = 3
@@ -268,7 +269,7 @@ def _table(results: list, study) -> str:
     rows = [("file", "body part", "verdict", "fracture p")]
     for _, d in results:
         probability = "-" if d.fracture_probability is None else f"{d.fracture_probability:.2f}"
-        rows.append((d.file, f"{d.part} ({d.part_confidence:.0%})", d.verdict.value, probability))
+        rows.append((d.file, f"{d.part} ({confidence_text(d.part_confidence)})", d.verdict.value, probability))
     if study is not None:
         probability = "-" if study.fracture_probability is None else f"{study.fracture_probability:.2f}"
         rows.append((f"study ({len(study.views)} views)", study.part, study.verdict.value, probability))

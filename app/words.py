@@ -3,6 +3,7 @@ say the same thing the same way. Values come from the engine; nothing is compute
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -115,3 +116,9 @@ def outlines_text(diagnosis: Diagnosis | None, outlined: bool) -> str:
     if not outlined:
         return f"Outlines: no region of the fracture map reaches the rule-in threshold {rule_in:.2f}."
     return f"Outlines: regions where the fracture map is at or above the rule-in threshold {rule_in:.2f}."
+
+
+def confidence_text(probability: float) -> str:
+    """A confidence as a whole percent, rounded down: the same number the "body part is unclear"
+    decision is worded with (89.9% reads 89%, never 90% beside "below the 90% needed")."""
+    return f"{math.floor(probability * 100)}%"

@@ -764,3 +764,29 @@ def test_dicom_opens_at_the_window_in_its_header(window, tmp_path, xray_paths):
 def read_gray(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("L"))
+
+
+def test_plain_plus_and_minus_keys_zoom_except_while_typing(window, xray_paths):
+    load(window, xray_paths["hand_0"])
+    window.viewer.fit()
+    window.update()
+    start = window.viewer.zoom
+    window.focus_force()
+    window.event_generate("<Key-plus>")
+    window.update()
+    assert window.viewer.zoom == pytest.approx(start * 1.25)
+    window.event_generate("<Key-KP_Subtract>")
+    window.update()
+    assert window.viewer.zoom == pytest.approx(start)
+    window.note_entry.focus_set()
+    window.update()
+    window.note_entry.event_generate("<Key-plus>")
+    window.update()
+    assert window.viewer.zoom == pytest.approx(start)  # typing a "+" in the note zooms nothing
+
+
+def test_the_note_stays_above_the_long_model_text(window):
+    """The model summary is the longest text in the panel: it comes last, so it never pushes the
+    note field and the identifiers setting out of the window."""
+    rows = {w: int(w.grid_info()["row"]) for w in (window.note_entry, window.identifiers_switch, window.model_label)}
+    assert rows[window.note_entry] < rows[window.identifiers_switch] < rows[window.model_label]

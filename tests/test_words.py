@@ -50,3 +50,9 @@ def test_heatmap_legend_says_which_kind_of_map_it_is():
 
     assert heatmap_legend(FRACTURE_MAP)[:2] == ("0", "1") and "probability" in heatmap_legend(FRACTURE_MAP)[2]
     assert heatmap_legend(ACTIVATION_MAP)[:2] == ("weak", "strong") and "relative" in heatmap_legend(ACTIVATION_MAP)[2]
+
+
+def test_confidence_is_worded_rounded_down_like_the_decision():
+    from app.words import confidence_text
+
+    assert confidence_text(0.899) == "89%" and confidence_text(0.9) == "90%" and confidence_text(0.3299) == "32%"

@@ -8,7 +8,7 @@ from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
 from app.history import HistoryRow, local_time
-from app.words import VERDICT_LABELS
+from app.words import VERDICT_LABELS, confidence_text
 
 HOW_TO = """How to use
 1. Open X-rays (Ctrl+O), or drop files on the window. Several files are one study: click a thumbnail to switch views.
@@ -38,7 +38,7 @@ ATTRIBUTION = """Data attribution (the model card above names the sources each m
 
 
 def part_text(diagnosis: Diagnosis) -> str:
-    return f"{diagnosis.part.capitalize()} — {diagnosis.part_confidence:.0%} confidence"
+    return f"{diagnosis.part.capitalize()} — {confidence_text(diagnosis.part_confidence)} confidence"
 
 
 def probability_text(diagnosis: Diagnosis) -> str:

@@ -37,7 +37,7 @@ from app.gui.text import (
 from app.gui.viewer import XRayViewer
 from app.gui.worklist import WorklistWindow
 from app.history import History, HistoryRow, default_history_path
-from app.words import VERDICT_LABELS, outlines_text, skill_text, threshold_text
+from app.words import VERDICT_LABELS, confidence_text, outlines_text, skill_text, threshold_text
 from app.xray import XRay, read_xray
 
 # Tk file filters are case-sensitive on Linux; DICOM files often come without any extension ("All files").
@@ -205,15 +205,16 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.outlines_label.grid(row=7, sticky="ew", padx=14, pady=(6, 0))
         self.study_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300, font=title_font)
         self.study_label.grid(row=8, sticky="ew", padx=14, pady=(12, 0))
+        # Last in the panel: the longest text, so the note above it stays within reach.
         self.model_label = ctk.CTkLabel(panel, text="", anchor="w", justify="left", wraplength=300)
-        self.model_label.grid(row=9, sticky="ew", padx=14, pady=(12, 0))
+        self.model_label.grid(row=12, sticky="ew", padx=14, pady=(12, 0))
         for optional in (self.threshold_label, self.skill_label, self.outlines_label, self.study_label):
             optional.grid_remove()  # shown with a result (see _set_line)
         ctk.CTkLabel(panel, text="Note for the report and history", anchor="w").grid(
-            row=10, sticky="ew", padx=14, pady=(16, 0)
+            row=9, sticky="ew", padx=14, pady=(16, 0)
         )
         self.note_entry = ctk.CTkEntry(panel, placeholder_text="optional")
-        self.note_entry.grid(row=11, sticky="ew", padx=14)
+        self.note_entry.grid(row=10, sticky="ew", padx=14)
         self.note_entry.bind("<FocusOut>", lambda _event: self.save_note())
         self.note_entry.bind("<Return>", lambda _event: self.save_note())
         self.identifiers_switch = ctk.CTkCheckBox(
@@ -223,7 +224,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         )
         if self.settings.patient_identifiers_on_reports:
             self.identifiers_switch.select()
-        self.identifiers_switch.grid(row=12, sticky="ew", padx=14, pady=(8, 0))
+        self.identifiers_switch.grid(row=11, sticky="ew", padx=14, pady=(8, 0))
 
         status = ctk.CTkFrame(self, fg_color="transparent")
         status.grid(row=2, column=0, columnspan=2, sticky="ew", padx=8)
@@ -261,6 +262,9 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         for keys, action in view_keys.items():
             for key in keys:
                 self.bind(f"<Key-{key}>", lambda event, act=action: self._view_key(event, act))
+        # Plain + / - (and the keypad's) zoom too, as About says; characters again while typing.
+        for keysym, factor in (("plus", 1.25), ("equal", 1.25), ("KP_Add", 1.25), ("minus", 0.8), ("KP_Subtract", 0.8)):
+            self.bind(f"<Key-{keysym}>", lambda event, f=factor: self._view_key(event, lambda: self.viewer.zoom_by(f)))
         self.bind("<Escape>", lambda event: self._view_key(event, self.reset_view))
 
     def _view_key(self, event: tkinter.Event, action) -> None:
@@ -538,7 +542,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self._set_line(self.skill_label, "")
         if diagnosis is None and view is not None and view.stored is not None:
             stored = view.stored  # reopened from the history: its stored result, said to be stored
-            self.part_label.configure(text=f"{stored.part.capitalize()} — {stored.part_confidence:.0%} confidence")
+            confidence = confidence_text(stored.part_confidence)
+            self.part_label.configure(text=f"{stored.part.capitalize()} — {confidence} confidence")
             self._render_verdict(Verdict(stored.verdict))
             self.probability_label.configure(text=stored_text(stored))
             self._set_line(self.threshold_label, "")

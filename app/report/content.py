@@ -14,7 +14,7 @@ from app.diagnosis.model_card import fracture_model_summary, part_model_summary,
 from app.diagnosis.outlines import draw_outlines, outline_mask, outlines_apply
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
 from app.report.fonts import printable
-from app.words import outlines_caption, outlines_text, skill_text, threshold_text, verdict_line
+from app.words import confidence_text, outlines_caption, outlines_text, skill_text, threshold_text, verdict_line
 from app.xray import XRay
 
 # Always said: a report cannot tell whether the view on screen was adjusted when it was made.
@@ -62,7 +62,7 @@ def build_content(
     if study is not None and len(views) > 1:
         lines = [
             f"Study of {len(study.views)} views. Body part: {study.part} "
-            f"({study.part_probabilities[study.part]:.0%} mean confidence)",
+            f"({confidence_text(study.part_probabilities[study.part])} mean confidence)",
             verdict_line(study.verdict, study.fracture_probability, study.unsupported_reason),
         ]
         if line := threshold_text(study.thresholds):
@@ -73,7 +73,7 @@ def build_content(
     for xray, diagnosis in views:
         lines = [
             f"File: {diagnosis.file}",
-            f"Body part: {diagnosis.part} ({diagnosis.part_confidence:.0%} confidence)",
+            f"Body part: {diagnosis.part} ({confidence_text(diagnosis.part_confidence)} confidence)",
             verdict_line(diagnosis.verdict, diagnosis.fracture_probability, diagnosis.unsupported_reason),
         ]
         if line := threshold_text(diagnosis.thresholds):
