@@ -35,7 +35,6 @@ def threshold_text(thresholds: Thresholds | None) -> str:
     )
 
 
-CHANCE = CHANCE_AUROC
 # (lowest AUROC, what a verdict from such a model is worth), best first.
 _SKILL_WORDS = (
     (0.80, "good separation of fractured from normal images; still not a diagnosis"),
@@ -66,7 +65,7 @@ def skill_words(block: Mapping[str, Any]) -> str:
     if auroc is None:
         return "its skill was not measured; this verdict carries no known information"
     interval = auroc_interval(block)
-    if interval is not None and interval[0] <= CHANCE:
+    if interval is not None and interval[0] <= CHANCE_AUROC:
         return "its interval includes chance (0.5); this verdict carries little information"
     judged = interval[0] if interval is not None else float(auroc)
     return next((words for floor, words in _SKILL_WORDS if judged >= floor), _NEAR_CHANCE)

@@ -347,7 +347,8 @@ def test_multiworker_is_refused_in_one_line_before_any_work(tmp_path):
 def test_published_model_pools_its_fracture_map_into_the_image_probability(tiny_models, xray_paths):
     """The image probability is the log-sum-exp pool of the map's cells (multiple-instance
     learning), and the map lies on the stride-16 grid of the input."""
-    from training.model import LSE_SHARPNESS, MAP_STRIDE
+    from app.diagnosis.layers import LSE_SHARPNESS
+    from training.model import MAP_STRIDE
 
     model = keras.models.load_model(tiny_models / "run" / "models" / "bonefrac_resnet50.keras", compile=False)
     image = to_model_input(read_xray(xray_paths["hand_1"]), 64)[np.newaxis]

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from app.diagnosis.layers import LSE_SHARPNESS, LogSumExpPool  # noqa: F401 (LSE_SHARPNESS: re-exported)
+from app.diagnosis.layers import LogSumExpPool
 from app.diagnosis.value import SUPPORTED_PARTS
 
 PART_NAMES = (*SUPPORTED_PARTS, "other")

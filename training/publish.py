@@ -35,7 +35,7 @@ from training.metrics import (
     verdicts,
 )
 from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
-from training.targets import cells_known, square_boxes
+from training.targets import placeable, square_boxes
 from training.train import keras_verbosity
 
 
@@ -242,7 +242,7 @@ def _groups(outputs: dict[str, Any], rows: list[int]) -> list[str]:
 
 def _pointing_game(outputs: dict[str, Any], rows: list[int], index: int) -> dict[str, Any]:
     """Does the map peak inside a fracture box, on the fractured images that have boxes."""
-    boxed = [i for i in rows if outputs["samples"][i].fractured and cells_known([outputs["samples"][i]])[0]]
+    boxed = [i for i in rows if outputs["samples"][i].fractured and placeable(outputs["samples"][i])]
     return pointing_game(
         outputs["fracture_map"][boxed, :, :, index],
         [square_boxes(outputs["samples"][i]) for i in boxed],

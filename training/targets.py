@@ -71,10 +71,11 @@ def fracture_targets(samples: list[Sample], heads: tuple[str, ...] = FRACTURE_HE
 def cells_known(samples: list[Sample]) -> np.ndarray:
     """(N,) 1 where every cell's label is known: normal images, and fractured ones whose boxes
     can be placed (they need the stored image's size)."""
-    return np.array([float(not s.fractured or _placeable(s)) for s in samples], dtype=np.float32)
+    return np.array([float(not s.fractured or placeable(s)) for s in samples], dtype=np.float32)
 
 
-def _placeable(sample: Sample) -> bool:
+def placeable(sample: Sample) -> bool:
+    """The sample has fracture boxes and the stored image size needed to place them."""
     return bool(sample.boxes) and sample.width > 0 and sample.height > 0
 
 
@@ -83,7 +84,7 @@ def box_masks(samples: list[Sample], size: int) -> np.ndarray:
     the model sees (app.xray.preprocess.letterbox), else 0."""
     masks = np.zeros((len(samples), size, size), dtype=np.uint8)
     for index, sample in enumerate(samples):
-        if not _placeable(sample):
+        if not placeable(sample):
             continue
         for left, top, right, bottom in square_boxes(sample):
             x0, y0 = int(np.floor(left * size)), int(np.floor(top * size))
