@@ -108,16 +108,19 @@ def test_bootstrap_resamples_whole_groups():
     assert bootstrap_ci(lambda c: float(c.mean()), ["a"] * 40, correct) is None  # one group: no interval
 
 
-def test_pointing_game_counts_peaks_inside_boxes():
+def test_pointing_game_counts_peak_cells_touching_boxes_and_its_chance():
     maps = np.zeros((3, 4, 4))
-    maps[0, 1, 2] = 1.0  # peak cell centre (0.625, 0.375)
-    maps[1, 3, 0] = 1.0  # (0.125, 0.875)
-    maps[2, 0, 0] = 1.0  # (0.125, 0.125)
-    boxes = [[(0.5, 0.25, 0.75, 0.5)], [(0.5, 0.5, 1.0, 1.0)], [(0.9, 0.9, 1.0, 1.0), (0.0, 0.0, 0.2, 0.2)]]
+    maps[0, 1, 2] = 1.0  # peak cell x 0.5-0.75, y 0.25-0.5: inside the box
+    maps[1, 3, 0] = 1.0  # x 0-0.25, y 0.75-1: the box starts at x 0.3, a miss
+    maps[2, 0, 0] = 1.0  # x 0-0.25, y 0-0.25: touches the small second box, centre outside it
+    boxes = [[(0.5, 0.25, 0.75, 0.5)], [(0.3, 0.5, 1.0, 1.0)], [(0.9, 0.9, 1.0, 1.0), (0.2, 0.2, 0.24, 0.24)]]
     game = pointing_game(maps, boxes, ["a", "b", "c"])
     assert (game["images"], game["hits"]) == (3, 2)
     assert game["rate"] == round(2 / 3, 4)
     assert game["rate_ci"][0] <= game["rate"] <= game["rate_ci"][1]
+    assert game["centre_rate"] == round(1 / 3, 4)  # only the first peak's centre is inside a box
+    # Cells touching a box: 1 of 16; 6 of 16 (columns 1-3, rows 2-3); 2 of 16.
+    assert game["chance"] == round((1 + 6 + 2) / 48, 4)
 
 
 def test_box_masks_land_where_the_boxes_are_on_the_letterboxed_square():

@@ -51,7 +51,8 @@ def _pointing(entry) -> str:
     game = entry.info.get("metrics", {}).get("pointing_game")
     if not game or not game.get("images"):
         return "n/a"
-    return f"{_with_ci(game, 'rate', True)} of {game['images']}"
+    chance = f", chance {_fmt(game['chance'], True)}" if game.get("chance") is not None else ""
+    return f"{_with_ci(game, 'rate', True)} of {game['images']}{chance}"
 
 
 def _sources(trained: dict[str, Any]) -> str:
@@ -97,7 +98,8 @@ def render_card(models_dir: Path) -> str:
         "",
         "Every figure in brackets is a 95% bootstrap interval, resampling whole groups (a patient, or a source "
         "picture with its copies). *Map peak in box*: on fractured test images with boxes, the share whose "
-        "fracture map peaks inside a fracture box (pointing game).",
+        "most suspicious fracture-map cell overlaps a fracture box (pointing game), beside the share a randomly "
+        "chosen cell would reach (chance).",
         "",
         "| fracture model | test images (fractured) | AUROC | study AUROC | rule-out threshold: sensitivity / "
         "specificity | rule-in threshold: sensitivity / specificity | AUROC per source | map peak in box |",

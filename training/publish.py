@@ -196,6 +196,7 @@ def measure(
             ),
         }
         if "fracture_map" in test:
+            entry["validation"]["pointing_game"] = _pointing_game(val, val_rows, index)
             entry["metrics"]["pointing_game"] = _pointing_game(test, test_rows, index)
         roc_curves[part] = (test_labels, test_scores)
         verdict_matrices[part] = verdict_matrix(test_labels, test_scores, thresholds)
