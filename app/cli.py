@@ -18,7 +18,7 @@ from pathlib import Path
 
 from app.diagnosis.value import NOTICE
 from app.errors import BoneFracError, ModelFilesError
-from app.words import confidence_text
+from app.words import confidence_text, study_part_text
 
 EXIT_BAD_INPUT = 2
 EXIT_BAD_MODELS = 3
@@ -272,7 +272,7 @@ def _table(results: list, study) -> str:
         rows.append((d.file, f"{d.part} ({confidence_text(d.part_confidence)})", d.verdict.value, probability))
     if study is not None:
         probability = "-" if study.fracture_probability is None else f"{study.fracture_probability:.2f}"
-        rows.append((f"study ({len(study.views)} views)", study.part, study.verdict.value, probability))
+        rows.append((f"study ({len(study.views)} views)", study_part_text(study), study.verdict.value, probability))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

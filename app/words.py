@@ -9,7 +9,7 @@ from typing import Any
 
 from app.diagnosis.manifest import CHANCE_AUROC, ModelManifest
 from app.diagnosis.model_card import interval_text  # one wording of an interval, in the model card and here
-from app.diagnosis.value import FRACTURE_MAP, Diagnosis, Thresholds, Verdict
+from app.diagnosis.value import FRACTURE_MAP, Diagnosis, StudyDiagnosis, Thresholds, Verdict
 
 VERDICT_LABELS = {
     Verdict.FRACTURED: "Fractured",
@@ -80,6 +80,17 @@ def skill_text(manifest: ModelManifest, part: str) -> str:
     return f"{part.capitalize()} model on held-out test images: AUROC {auroc_text(metrics)}: {skill_words(metrics)}."
 
 
+def heatmap_hint(diagnosis: Diagnosis | None) -> str:
+    """The legend's line while no heatmap is drawn: how to show one, or why there is none."""
+    if diagnosis is None:
+        return "Heatmap: after Predict, switch on Heatmap to see where the fracture model found its evidence."
+    if not diagnosis.supported:
+        return "No heatmap: this image has no fracture verdict."
+    if diagnosis.heatmap is None:
+        return "No heatmap with this result."
+    return "Heatmap off: switch on Heatmap to see where the fracture model found its evidence."
+
+
 def heatmap_legend(kind: str) -> tuple[str, str, str]:
     """(low end, high end, sentence) for the heatmap's colour ramp, by the kind of map shown."""
     if kind == FRACTURE_MAP:
@@ -121,3 +132,19 @@ def confidence_text(probability: float) -> str:
     """A confidence as a whole percent, rounded down: the same number the "body part is unclear"
     decision is worded with (89.9% reads 89%, never 90% beside "below the 90% needed")."""
     return f"{math.floor(probability * 100)}%"
+
+
+def mixed_study_words(study: StudyDiagnosis) -> str:
+    """Why a study of views of different body parts has the verdict it has ("" for a study of
+    one part): it is as suspicious as its most suspicious part's views."""
+    if not study.mixed_parts:
+        return ""
+    parts = ", ".join(study.mixed_parts)
+    if study.unsupported_reason is not None:
+        return f"views of different body parts ({parts}), none with a verdict"
+    return f"views of different body parts ({parts}): verdict from the {study.part} views, the most suspicious"
+
+
+def study_part_text(study: StudyDiagnosis) -> str:
+    """The body part of a study as a table cell: its part, or "mixed (elbow, hand)"."""
+    return f"mixed ({', '.join(study.mixed_parts)})" if study.mixed_parts else study.part

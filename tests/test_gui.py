@@ -312,6 +312,11 @@ def test_file_dialogs_start_in_the_last_folder_and_suggest_a_name(window, tmp_pa
     cancelled = answer_file_dialog(window, None)
     window.screenshot_button.invoke()
     assert (cancelled["folder"], cancelled["file"]) == (str(tmp_path), f"{path.stem}_screenshot.png")
+    # Opening and saving remember their folders apart: the next X-ray is looked for where the
+    # last one was, not where the report went.
+    opening = answer_file_dialog(window, None)
+    window.open_button.invoke()
+    assert opening["folder"] == str(path.parent) != str(tmp_path)
 
 
 def test_last_folder_is_remembered_between_sessions(virtual_display, tmp_path, xray_paths):
@@ -383,23 +388,56 @@ def test_open_file_is_named_with_its_folder(window, xray_paths):
     assert window.file_label.cget("text") == f"View 2 of 2: {path.name}   ({path.parent})"
 
 
-def test_heatmap_has_a_legend_only_while_shown(window, routed_paths):
-    """The legend words the kind of map the model gave (a probability map or a relative CAM)."""
-    from app.words import heatmap_legend
+def test_a_long_folder_is_shortened_never_cut_by_the_view_controls(window, xray_paths, tmp_path):
+    """The file's line has the width of the image; a folder longer than that loses its middle,
+    the file name and the nearest folder stay whole."""
+    folder = tmp_path.joinpath(*(f"department_of_radiology_{n}" for n in range(8)), "exports")
+    folder.mkdir(parents=True)
+    path = folder / "IMG_0001_left_hand.jpg"
+    path.write_bytes(xray_paths["hand_0"].read_bytes())
+    load(window, path)
+    window.update()
+    label, switch = window.file_label, window.outlines_switch
+    text = label.cget("text")
+    assert text.startswith(f"{path.name}   (") and text.endswith("/exports)") and "…" in text
+    assert window.file_font.measure(text) <= label.winfo_width()  # all of it readable
+    # Nothing of the view controls over it: the controls are on a line of their own below.
+    assert label.winfo_rooty() + label.winfo_height() <= switch.winfo_rooty()
+
+
+def image_place(app) -> tuple[tuple[int, int], tuple[int, ...]]:
+    """The canvas' size and where the picture lies on it."""
+    canvas = app.viewer.canvas
+    (item,) = [item for item in canvas.find_all() if canvas.type(item) == "image"]
+    return (canvas.winfo_width(), canvas.winfo_height()), tuple(canvas.bbox(item))
+
+
+def test_heatmap_legend_shows_while_drawn_and_the_image_never_jumps(window, routed_paths):
+    """The legend words the kind of map the model gave (a probability map or a relative CAM); its
+    place under the image is kept, so neither Predict nor the Heatmap switch moves the image."""
+    from app.words import heatmap_hint, heatmap_legend
 
     load(window, next(iter(routed_paths.values()))[0])  # an image that gets a verdict and a heatmap
+    window.update()
+    before = image_place(window)
+    assert window.legend.text_label.cget("text") == heatmap_hint(None) and not window.legend.scale.winfo_ismapped()
     predict_shown(window)
-    assert not window.legend.winfo_ismapped()
+    window.update()
+    assert image_place(window) == before
+    assert not window.legend.scale.winfo_ismapped()
+    assert window.legend.text_label.cget("text") == heatmap_hint(window.current_view.diagnosis)
+    assert "switch on Heatmap" in heatmap_hint(window.current_view.diagnosis)
     window.heatmap_switch.toggle()
     window.update()
-    assert window.legend.winfo_ismapped()
+    assert window.legend.scale.winfo_ismapped() and window.viewer.heatmap is not None
+    assert image_place(window) == before  # the heatmap came, the image stayed
     kind = window.current_view.diagnosis.heatmap_kind
     low, high, text = heatmap_legend(kind)
     assert kind and window.legend.text_label.cget("text") == text and "Not a fracture outline" in text
     assert (window.legend.low_label.cget("text"), window.legend.high_label.cget("text")) == (low, high)
     window.heatmap_switch.toggle()
     window.update()
-    assert not window.legend.winfo_ismapped()
+    assert not window.legend.scale.winfo_ismapped() and image_place(window) == before
 
 
 def test_layout_idle_bar_thumbnails_and_theme_label(window, xray_paths):
@@ -477,14 +515,17 @@ def test_history_window_reads_well_and_reopens_the_stored_result(window):
     assert studies
     study_rows = [row for row in rows if f"study-{row.study_id}" == studies[0]]
     assert len(table.get_children(studies[0])) == len(study_rows) >= 2
-    # Reopening a view shows its stored result in the panel.
+    # Reopening a view predicted in this session shows its whole result again (no Predict needed).
     single = next(row for row in rows if row.study_id is None)
     table.selection_set(f"row-{single.id}")
     before = window.generation
     history.reopen_button.invoke()
     wait_for(window, lambda: window.generation == before + 1 and not window.tasks.busy)
     assert window.verdict_label.cget("text") == VERDICT_LABELS[Verdict(single.verdict)]
-    assert window.probability_label.cget("text").startswith(f"Stored result from {local_time(single.created_utc)}")
+    diagnosis = window.current_view.diagnosis
+    assert diagnosis is window.session_results[single.id] and window.current_view.history_id == single.id
+    assert window.probability_label.cget("text") == probability_text(diagnosis)
+    assert window.dicom_button.cget("state") == "normal"
     assert window.note_entry.get() == single.note
     # Escape closes it, as does its Close button.
     history.event_generate("<Escape>")
@@ -497,6 +538,18 @@ def test_history_window_reads_well_and_reopens_the_stored_result(window):
     about.close_button.invoke()
     window.update()
     assert not about.winfo_exists()
+    # A view reopened in a later session shows its stored result, said to be stored.
+    from app.gui.window import BoneFracWindow
+
+    later = BoneFracWindow(MODELS_DIR, history_path=window.history.path)
+    try:
+        later.reopen([single])
+        wait_for(later, lambda: bool(later.views) and not later.loading)
+        assert later.current_view.diagnosis is None and later.dicom_button.cget("state") == "disabled"
+        assert later.verdict_label.cget("text") == VERDICT_LABELS[Verdict(single.verdict)]
+        assert later.probability_label.cget("text").startswith(f"Stored result from {local_time(single.created_utc)}")
+    finally:
+        later.close()
 
 
 def test_history_table_follows_dark_mode(window):

@@ -210,3 +210,157 @@ def test_cancel_keeps_the_rest_unpredicted_and_the_window_answers(window, xray_p
     assert worklist.predict_button.cget("state") == "normal"  # the rest can still be predicted
     assert len(window.history.rows()) == history_before + 4 * len(predicted)
     worklist.destroy()
+
+
+# ---------- a new user's walkthrough: mixed folders, results in full, the window in front ----------
+
+
+def in_front(upper, lower) -> bool:
+    """Whether toplevel `upper` is stacked above `lower` on the X server (Tk's `wm stackorder`)."""
+    upper.update()
+    return bool(upper.getboolean(upper.tk.call("wm", "stackorder", str(upper), "isabove", str(lower))))
+
+
+def press_enter_on(worklist, row) -> None:
+    table = worklist.table
+    item = next(item for item, shown in worklist.rows.items() if shown is row)
+    table.selection_set(item)
+    table.focus(item)
+    table.focus_force()
+    worklist.update()
+    table.event_generate("<Return>")
+
+
+@pytest.fixture
+def exports(routed_paths, tmp_path) -> Path:
+    """A folder of unrelated exports: a hand and a shoulder X-ray, each confidently its part."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    shutil.copy(routed_paths["hand"][0], folder / "a_hand.jpg")
+    with Image.open(routed_paths["shoulder"][0]) as image:
+        image.save(folder / "b_shoulder.png")
+    return folder
+
+
+def test_a_folder_of_different_parts_is_as_suspicious_as_its_worst_view(window, exports):
+    window.settings.one_study_per_image = False
+    worklist = open_by_drop(window, exports)
+    assert not worklist.per_image_switch.get() and len(worklist.rows) == 1  # by folder, as designed
+    worklist.predict_button.invoke()
+    wait_for(window, lambda: not worklist.running)
+    (row,) = worklist.rows.values()
+    views = [window.diagnoser.diagnose(path, with_heatmap=False) for path in row.study.files]
+    minimum = window.diagnoser.part_entry.min_confidence
+    assert {view.part for view in views} == {"hand", "shoulder"}
+    assert all(view.part_confidence >= minimum and view.supported for view in views)
+    # Their mean part is unclear, yet the row neither hides them as "Not supported" nor names one part.
+    suspicion = {"fractured": 2, "uncertain": 1, "normal": 0}
+    worst = max(views, key=lambda view: (suspicion[view.verdict.value], view.fracture_probability))
+    assert row.result.verdict is worst.verdict and row.result.part == worst.part
+    assert row.probability == pytest.approx(worst.fracture_probability, abs=1e-5)
+    part, verdict, probability, problems = (row.values()[i] for i in (2, 3, 4, 5))
+    assert part == "Mixed: hand, shoulder" and verdict == VERDICT_LABELS[worst.verdict] != "Not supported"
+    assert probability == f"{worst.fracture_probability:.2f}"
+    assert f"verdict from the {worst.part} views" in problems
+    # The Problems column is as wide as what it says: nothing cut.
+    worklist.update()
+    measure = tkinter.font.nametofont("TkDefaultFont").measure
+    assert worklist.table.column("problems", "width") >= measure(problems)
+    assert worklist.table.column("part", "width") >= measure(part)
+    worklist.destroy()
+
+
+def test_one_study_per_image_is_a_remembered_switch_and_keeps_dicom_studies(window, exports, tmp_path):
+    from app.gui.settings import SETTINGS_NAME, Settings
+
+    window.settings.one_study_per_image = False
+    uid = generate_uid()
+    (exports / "dicom").mkdir()
+    dicoms = [
+        dicom_from(exports / "a_hand.jpg", exports / "dicom" / "IM1", uid),
+        dicom_from(exports / "b_shoulder.png", exports / "dicom" / "IM2", uid),
+    ]
+    history_before = len(window.history.rows(limit=100_000))
+    worklist = open_by_drop(window, exports)
+    worklist.predict_button.invoke()
+    wait_for(window, lambda: not worklist.running)
+    assert sorted(len(row.study.files) for row in worklist.rows.values()) == [2, 2]
+    written = len(window.history.rows(limit=100_000))
+    assert written == history_before + 4
+
+    # One study per image: each export its own row, with its own verdict at once; DICOM stays by UID.
+    worklist.per_image_switch.toggle()  # as a click does: it calls the switch's command
+    wait_for(window, lambda: worklist.grouped)
+    rows = rows_by_files(worklist)
+    assert sorted(rows, key=str) == sorted(
+        [(exports / "a_hand.jpg",), (exports / "b_shoulder.png",), tuple(dicoms)], key=str
+    )
+    for files in [(exports / "a_hand.jpg",), (exports / "b_shoulder.png",)]:
+        row = rows[files]
+        assert row.predicted and row.result is not None and not row.result.mixed_parts
+        alone = window.diagnoser.diagnose(files[0], with_heatmap=False)
+        assert row.result.verdict is alone.verdict and row.values()[2] == alone.part.capitalize()
+        assert row.values()[0] == f"exports/{files[0].name}"
+    assert len(window.history.rows(limit=100_000)) == written  # nothing predicted or stored again
+    assert worklist.predict_button.cget("state") == "disabled"  # all predicted
+
+    # Remembered in the settings file, so the next worklist (and the next session) lists by image.
+    assert Settings(window.settings.path).one_study_per_image
+    assert window.settings.path.name == SETTINGS_NAME
+    worklist.destroy()
+    again = open_by_drop(window, exports)
+    assert again.per_image_switch.get() and len(again.rows) == 3
+    again.per_image_switch.toggle()
+    wait_for(window, lambda: again.grouped)
+    assert len(again.rows) == 2 and not Settings(window.settings.path).one_study_per_image
+    again.destroy()
+
+
+def test_a_predicted_study_opens_in_full_in_front_without_a_second_history_entry(window, exports, tmp_path):
+    window.settings.one_study_per_image = False
+    worklist = open_by_drop(window, exports)
+    assert worklist.wm_transient() == ""  # a window manager keeps a transient above the main window
+    worklist.predict_button.invoke()
+    wait_for(window, lambda: not worklist.running)
+    (row,) = worklist.rows.values()
+    stored = len(window.history.rows(limit=100_000))
+    worklist.bring_to_front()
+    assert in_front(worklist, window)  # the worklist in front, as a user sees it while choosing
+
+    before = window.generation
+    press_enter_on(worklist, row)
+    wait_for(window, lambda: window.generation == before + 1 and not window.loading)
+    window.update()
+    # In front, with the keyboard, so what Enter opened is what the user sees.
+    assert in_front(window, worklist)
+    assert window.focus_displayof() is not None and window.focus_displayof().winfo_toplevel() is window
+    # The whole result of this session: every view's diagnosis with its heatmap, the study verdict.
+    assert [view.path for view in window.views] == row.study.files
+    assert [view.diagnosis for view in window.views] == [row.diagnoses[path] for path in row.study.files]
+    assert all(view.diagnosis.heatmap is not None and view.stored is not None for view in window.views)
+    assert window.study is row.result
+    assert "views of different parts: hand, shoulder" in window.study_label.cget("text")
+    assert window.report_button.cget("state") == "normal" and window.dicom_button.cget("state") == "normal"
+    window.heatmap_switch.select()
+    window.render_image()
+    window.update()
+    assert window.legend.scale.winfo_ismapped() and window.viewer.heatmap is not None
+    window.heatmap_switch.deselect()
+    window.render_image()
+    # Saved from there, and not predicted again: the history holds each view once.
+    window.save_report(tmp_path / "study.pdf")
+    wait_for(window, lambda: not window.tasks.busy)
+    assert (tmp_path / "study.pdf").is_file()
+    assert len(window.history.rows(limit=100_000)) == stored
+
+    # Ctrl+L brings the worklist back in front; History reopens the same study in full, too.
+    window.event_generate("<Control-l>")
+    window.update()
+    assert in_front(worklist, window)
+    ids = set(row.history_ids)
+    rows = [r for r in window.history.rows() if r.id in ids]
+    before = window.generation
+    window.reopen(sorted(rows, key=lambda r: r.id))
+    wait_for(window, lambda: window.generation == before + 1 and not window.loading)
+    assert all(view.diagnosis is not None for view in window.views) and window.study is row.result
+    worklist.destroy()

@@ -3,6 +3,7 @@
     diagnose(source) -> Diagnosis             one file or XRay; raises what kept it from a diagnosis
     diagnose_many(sources) -> Iterator[Outcome]   many, in order, batched; a bad file is an Outcome
     aggregate_study(diagnoses) -> StudyDiagnosis  views of one study -> one study verdict
+                                                  (a mixed study: the verdict of its worst part)
 
 Models named in the manifest are loaded once. Every distinct model file runs once per
 image and input size; when the body-part model and the fracture models share one trunk
@@ -277,7 +278,8 @@ class Diagnoser:
 
     def aggregate_study(self, views: Sequence[Diagnosis]) -> StudyDiagnosis:
         """Study part from the mean part probabilities; study fracture probability is the
-        mean of that part's fracture head over all views."""
+        mean of that part's fracture head over all views. Views confidently of different body
+        parts make a mixed study instead (see `_mixed_study`)."""
         if not views:
             raise ValueError("a study needs at least one image")
         # Views refused before the model (a photograph, a blank image) are not part of the study;
@@ -285,17 +287,63 @@ class Diagnoser:
         in_scope = [v for v in views if not v.out_of_scope]
         refused = None if in_scope else "none of the images is a radiograph the models can read"
         views = in_scope or list(views)
-        names = list(views[0].part_probabilities)
-        mean_parts = {name: float(np.mean([v.part_probabilities[name] for v in views])) for name in names}
-        part = max(mean_parts, key=mean_parts.get)
-        mean_heads = {name: float(np.mean([v.head_probabilities[name] for v in views])) for name in SUPPORTED_PARTS}
+        by_part = self._confident_parts(views) if refused is None else {}
+        if len(by_part) > 1:
+            return self._mixed_study(views, by_part)
+        mean_parts, mean_heads = _means(views)
         return StudyDiagnosis(
             views=tuple(views),
-            part=part,
+            part=max(mean_parts, key=mean_parts.get),
             part_probabilities=mean_parts,
             **self._route(mean_parts, mean_heads, refused)._asdict(),
             model_version=self.model_version,
         )
+
+    def _confident_parts(self, views: Sequence[Diagnosis]) -> dict[str, list[Diagnosis]]:
+        """The views whose body part is clear (at or above the part model's minimum), by part."""
+        minimum = self.part_entry.min_confidence or 0.0
+        by_part: dict[str, list[Diagnosis]] = {}
+        for view in views:
+            if view.part_confidence >= minimum:
+                by_part.setdefault(view.part, []).append(view)
+        return by_part
+
+    def _mixed_study(self, views: Sequence[Diagnosis], by_part: dict[str, list[Diagnosis]]) -> StudyDiagnosis:
+        """Views confidently of different parts (a folder of unrelated exports) are not views of
+        one thing, so their mean part is meaningless and would hide them all as "unclear". A
+        clinician reads such a study as suspicious as its most suspicious part: each part's views
+        are a study of that part (mean over its views, its model's thresholds), and the verdict
+        is the worst of them (fractured, then uncertain, then normal; then the higher probability)."""
+        routes = {part: self._route(*_means(group)) for part, group in by_part.items()}
+        with_verdict = [part for part, route in routes.items() if route.unsupported_reason is None]
+        if with_verdict:
+            part = max(with_verdict, key=lambda p: (_SUSPICION[routes[p].verdict], routes[p].fracture_probability))
+            route = routes[part]
+        else:  # e.g. an elbow whose verdicts are withheld beside a knee: no verdict to give
+            part = max(by_part, key=lambda p: len(by_part[p]))
+            parts = ", ".join(sorted(by_part))
+            reason = f"views of different body parts ({parts}), none with a verdict"
+            route = _Route(Verdict.UNSUPPORTED, None, None, reason)
+        return StudyDiagnosis(
+            views=tuple(views),
+            part=part,
+            part_probabilities=_means(by_part[part])[0],  # of the views that gave the verdict
+            **route._asdict(),
+            model_version=self.model_version,
+            mixed_parts=tuple(sorted(by_part)),
+        )
+
+
+# How suspicious a verdict is, for choosing a mixed study's verdict.
+_SUSPICION = {Verdict.FRACTURED: 2, Verdict.UNCERTAIN: 1, Verdict.NORMAL: 0}
+
+
+def _means(views: Sequence[Diagnosis]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean part probabilities and mean fracture head outputs over `views`."""
+    names = list(views[0].part_probabilities)
+    mean_parts = {name: float(np.mean([v.part_probabilities[name] for v in views])) for name in names}
+    mean_heads = {name: float(np.mean([v.head_probabilities[name] for v in views])) for name in SUPPORTED_PARTS}
+    return mean_parts, mean_heads
 
 
 def _pass_of(entry: ModelEntry) -> tuple[str, int]:

@@ -92,7 +92,11 @@ class Diagnosis:
 @dataclass(frozen=True, eq=False)
 class StudyDiagnosis:
     """Several views of one study: each view's diagnosis and one study-level verdict from the
-    mean fracture probability over the views (as the MURA paper does)."""
+    mean fracture probability over the views (as the MURA paper does).
+
+    When the views are confidently of different body parts (`mixed_parts`, e.g. a folder of
+    unrelated exports), `part` and the verdict are those of its most suspicious part's views,
+    and `part_probabilities` their mean."""
 
     views: tuple[Diagnosis, ...]
     part: str
@@ -102,9 +106,12 @@ class StudyDiagnosis:
     thresholds: Thresholds | None
     unsupported_reason: str | None
     model_version: str
+    mixed_parts: tuple[str, ...] = ()  # the parts, sorted, when the views are of several
 
     def to_dict(self) -> dict[str, Any]:
-        return {"views": len(self.views), "files": [view.file for view in self.views], **_verdict_fields(self)}
+        files = [view.file for view in self.views]
+        mixed = list(self.mixed_parts)
+        return {"views": len(self.views), "files": files, **_verdict_fields(self), "mixed_parts": mixed}
 
 
 def _verdict_fields(result: Diagnosis | StudyDiagnosis) -> dict[str, Any]:

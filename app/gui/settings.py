@@ -1,5 +1,6 @@
-"""What the window remembers between sessions (the last folder used, whether reports show
-patient identifiers), in a small JSON file beside the history database."""
+"""What the window remembers between sessions (the last folders used to open and to save,
+whether reports show patient identifiers, how the worklist groups files), in a small JSON
+file beside the history database."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from app.atomic import write_text_atomic
 
 SETTINGS_NAME = "settings.json"
+OPEN, SAVE = "open", "save"  # the two folders file dialogs remember
 
 
 class Settings:
@@ -22,15 +24,30 @@ class Settings:
         if not isinstance(self._values, dict):
             self._values = {}
 
-    @property
-    def last_folder(self) -> Path:
-        """Where file dialogs start: the last folder used while it exists, else the home folder
-        (never the program's own folder)."""
-        folder = Path(str(self._values.get("last_folder", Path.home())))
-        return folder if folder.is_dir() else Path.home()
+    def last_folder(self, purpose: str) -> Path:
+        """Where a file dialog starts: the last folder used for that purpose (OPEN: X-rays read;
+        SAVE: reports, screenshots, exports), kept apart so saving a report elsewhere does not
+        move where the next X-ray is looked for. A first save starts beside the X-rays opened.
+        A folder that no longer exists gives the home folder (never the program's own)."""
+        keys = {OPEN: ["last_open_folder"], SAVE: ["last_save_folder", "last_open_folder"]}[purpose]
+        for key in [*keys, "last_folder"]:  # "last_folder": the one memory of earlier versions
+            if key in self._values:
+                folder = Path(str(self._values[key]))
+                return folder if folder.is_dir() else Path.home()
+        return Path.home()
 
-    def remember_folder(self, folder: Path) -> None:
-        self._values["last_folder"] = str(folder)
+    def remember_folder(self, purpose: str, folder: Path) -> None:
+        self._values[f"last_{purpose}_folder"] = str(folder)
+        self._save()
+
+    @property
+    def one_study_per_image(self) -> bool:
+        """The worklist lists each non-DICOM image as a study of its own (off: one per folder)."""
+        return self._values.get("one_study_per_image") is True
+
+    @one_study_per_image.setter
+    def one_study_per_image(self, on: bool) -> None:
+        self._values["one_study_per_image"] = bool(on)
         self._save()
 
     @property

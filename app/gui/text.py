@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from app.diagnosis.manifest import ModelManifest
@@ -55,10 +56,21 @@ def stored_text(row: HistoryRow) -> str:
     return text + ". Press Predict to re-run."
 
 
-def file_text(path: Path, index: int, count: int) -> str:
-    """The open file and its folder; with several views, which one is shown."""
-    where = f"{path.name}   ({path.parent})"
-    return where if count < 2 else f"View {index + 1} of {count}: {where}"
+def file_text(path: Path, index: int, count: int, fits: Callable[[str], bool] = lambda _text: True) -> str:
+    """The open file and its folder; with several views, which one is shown. Where the whole
+    does not `fit`, folders go from the middle of the path (its start and the file's own folder
+    stay longest); the file name is never cut."""
+    view = "" if count < 2 else f"View {index + 1} of {count}: "
+    text = f"{view}{path.name}   ({path.parent})"
+    parts = path.parent.parts
+    for dropped in range(1, len(parts)):
+        if fits(text):
+            return text
+        start = (len(parts) - dropped + 1) // 2  # keep this many folders from the start
+        head, tail = parts[:start], parts[start + dropped :]
+        folder = str(Path(*head, "…", *tail)) if head else str(Path("…", *tail))
+        text = f"{view}{path.name}   ({folder})"
+    return text if fits(text) else f"{view}{path.name}"
 
 
 def folder_text(paths: list[Path]) -> str:
@@ -70,6 +82,12 @@ def study_text(study: StudyDiagnosis) -> str:
     verdict = VERDICT_LABELS[study.verdict]
     if study.fracture_probability is None:
         return f"Study ({len(study.views)} views): {verdict} — {study.unsupported_reason}"
+    if study.mixed_parts:  # as suspicious as its most suspicious part
+        parts = ", ".join(study.mixed_parts)
+        return (
+            f"Study ({len(study.views)} views of different parts: {parts}): {verdict}, "
+            f"from its {study.part} views (probability {study.fracture_probability:.2f})"
+        )
     return (
         f"Study ({len(study.views)} views, {study.part}): {verdict}, mean probability {study.fracture_probability:.2f}"
     )

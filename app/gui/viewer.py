@@ -172,5 +172,5 @@ class XRayViewer(ctk.CTkFrame):
         source = tuple((edge - origin) / scale for edge, origin in zip(visible, (left, top, left, top)))
         size = (round(visible[2] - visible[0]), round(visible[3] - visible[1]))
         shown = self.image.resize(size, Image.Resampling.BILINEAR, box=source)
-        self._photo = ImageTk.PhotoImage(shown)
+        self._photo = ImageTk.PhotoImage(shown, master=self.canvas)  # this window's Tk, not the first one made
         self.canvas.create_image(round(visible[0]), round(visible[1]), image=self._photo, anchor="nw")

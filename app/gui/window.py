@@ -22,7 +22,7 @@ from app.gui.dialogs import MessageDialog, TextWindow
 from app.gui.history_window import HistoryWindow
 from app.gui.legend import HeatmapLegend
 from app.gui.screenshot import grab_window, save_window_screenshot
-from app.gui.settings import SETTINGS_NAME, Settings
+from app.gui.settings import OPEN, SAVE, SETTINGS_NAME, Settings
 from app.gui.tasks import BackgroundTasks
 from app.gui.text import (
     about_text,
@@ -37,7 +37,7 @@ from app.gui.text import (
 from app.gui.viewer import XRayViewer
 from app.gui.worklist import WorklistWindow
 from app.history import History, HistoryRow, default_history_path
-from app.words import VERDICT_LABELS, confidence_text, outlines_text, skill_text, threshold_text
+from app.words import VERDICT_LABELS, confidence_text, heatmap_hint, outlines_text, skill_text, threshold_text
 from app.xray import XRay, read_xray
 
 # Tk file filters are case-sensitive on Linux; DICOM files often come without any extension ("All files").
@@ -72,6 +72,16 @@ class ViewState:
     history_id: int | None = None  # the history row that holds this view's note
 
 
+@dataclass(frozen=True)
+class _Known:
+    """What is already known about files being opened: their history rows, and their diagnoses
+    (and study) from this session."""
+
+    stored: dict[Path, HistoryRow]
+    results: dict[Path, Diagnosis]
+    study: StudyDiagnosis | None
+
+
 class BoneFracWindow(ctk.CTk, _DnDBase):
     def __init__(
         self, models_dir: Path | None = None, history_path: Path | None = None, open_paths: list[Path] | None = None
@@ -97,6 +107,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.worklist: WorklistWindow | None = None
         self.settings = Settings((history_path or default_history_path()).parent / SETTINGS_NAME)
         self.saved_note = ""  # the note as the history rows of the views on screen hold it
+        # Diagnoses of this session by history row (and studies by study id), so reopening them
+        # shows the whole result. Small: a Diagnosis holds no pixels, its map is a few cells.
+        self.session_results: dict[int, Diagnosis] = {}
+        self.session_studies: dict[str, tuple[StudyDiagnosis, int]] = {}  # and its number of views
         self._build()
         self._bind_keys()
         self._enable_drop()
@@ -137,10 +151,16 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
 
         left = ctk.CTkFrame(self, fg_color="transparent")
         left.grid(row=1, column=0, sticky="nsew", padx=(8, 4), pady=4)
-        left.grid_rowconfigure(1, weight=1)
+        left.grid_rowconfigure(2, weight=1)
         left.grid_columnconfigure(0, weight=1)
         header = ctk.CTkFrame(left, fg_color="transparent")
-        header.grid(row=0, column=0, sticky="ew")
+        header.grid(row=1, column=0, sticky="ew")
+        # The open file and its folder on a line of their own, so the view controls never cut
+        # them; a folder too long for the line loses its middle ("/home/…/exports").
+        self.file_font = ctk.CTkFont()
+        self.file_label = ctk.CTkLabel(left, text="", anchor="w", font=self.file_font, height=22)
+        self.file_label.grid(row=0, column=0, sticky="ew", padx=4)
+        self.file_label.bind("<Configure>", lambda _event: self._render_file(self.current_view))
         # View-only adjustments beside the image they change (right drag: window/level).
         self.reset_view_button = ctk.CTkButton(header, text="Reset view", width=84, command=self.reset_view)
         self.flip_button = ctk.CTkButton(header, text="Flip ↔", width=64, command=lambda: self.viewer.flip())
@@ -166,18 +186,14 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.outlines_switch = ctk.CTkSwitch(header, text="Outlines", width=90, command=self.render_image)
         self.outlines_switch.configure(state="disabled")
         self.outlines_switch.pack(side="right", padx=(2, 8), pady=(0, 4))
-        # Packed after the buttons, so a long file name is the one cut short.
-        self.file_label = ctk.CTkLabel(header, text="", anchor="w")
-        self.file_label.pack(side="left", fill="x", expand=True, padx=4)
         self.viewer = XRayViewer(left)
-        self.viewer.grid(row=1, column=0, sticky="nsew")
-        # Legend and thumbnails are shown only when there is something in them (grid_remove keeps
-        # their place), so the image gets its whole area back when they go.
+        self.viewer.grid(row=2, column=0, sticky="nsew")
+        # The legend stays under the image, so the image never jumps when the heatmap comes or
+        # goes. Thumbnails are shown only for a study of several (grid_remove keeps their place).
         self.legend = HeatmapLegend(left)
-        self.legend.grid(row=2, column=0, sticky="ew", pady=(4, 0))
-        self.legend.grid_remove()
+        self.legend.grid(row=3, column=0, sticky="ew", pady=(4, 0))
         self.thumbnails = ctk.CTkScrollableFrame(left, orientation="horizontal", height=112)
-        self.thumbnails.grid(row=3, column=0, sticky="ew", pady=(6, 0))
+        self.thumbnails.grid(row=4, column=0, sticky="ew", pady=(6, 0))
         self.thumbnails.grid_remove()
 
         panel = ctk.CTkFrame(self, width=340)
@@ -245,6 +261,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             "<Control-s>": self.screenshot_dialog,
             "<Control-r>": self.report_dialog,
             "<Control-h>": self.show_history,
+            "<Control-l>": self.show_worklist,
             "<F1>": self.show_about,
             "<Control-plus>": lambda: self.viewer.zoom_by(1.25),
             "<Control-equal>": lambda: self.viewer.zoom_by(1.25),
@@ -316,18 +333,18 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     # ---------- opening ----------
     def open_dialog(self) -> None:
         chosen = filedialog.askopenfilenames(
-            parent=self, title="Open X-rays", filetypes=OPEN_TYPES, initialdir=self.settings.last_folder
+            parent=self, title="Open X-rays", filetypes=OPEN_TYPES, initialdir=self.settings.last_folder(OPEN)
         )
         if chosen:  # cancel returns an empty tuple: nothing changes
-            self.settings.remember_folder(Path(chosen[0]).parent)
+            self.settings.remember_folder(OPEN, Path(chosen[0]).parent)
             self.load_paths([Path(p) for p in chosen])
 
     def open_folder_dialog(self) -> None:
         chosen = filedialog.askdirectory(
-            parent=self, title="Open a folder of X-rays", initialdir=self.settings.last_folder
+            parent=self, title="Open a folder of X-rays", initialdir=self.settings.last_folder(OPEN)
         )
         if chosen:
-            self.settings.remember_folder(Path(chosen))
+            self.settings.remember_folder(OPEN, Path(chosen))
             self.open_folder(Path(chosen))
 
     def open_folder(self, folder: Path) -> None:
@@ -336,8 +353,16 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             self.worklist.destroy()
         self.worklist = WorklistWindow(self, folder)
 
-    def load_paths(self, paths: list[Path], stored: dict[Path, HistoryRow] | None = None) -> None:
-        """Read the files on the worker thread; `stored`: their results kept in the history."""
+    def load_paths(
+        self,
+        paths: list[Path],
+        stored: dict[Path, HistoryRow] | None = None,
+        results: dict[Path, Diagnosis] | None = None,
+        study: StudyDiagnosis | None = None,
+    ) -> None:
+        """Read the files on the worker thread; `stored`: their results kept in the history;
+        `results` (and their `study`): their diagnoses from this session, shown in full as
+        when just predicted, for the files still as they were diagnosed."""
         self.save_note()  # the note on screen reaches its rows before its study leaves the screen
         self.generation += 1
         generation = self.generation
@@ -354,11 +379,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
                     errors.append(f"{path.name}: {error}")
             return views, errors
 
-        self.tasks.submit(read_all, lambda result: self._loaded(generation, *result, stored or {}), self._unexpected)
+        known = _Known(stored or {}, results or {}, study)
+        self.tasks.submit(read_all, lambda result: self._loaded(generation, *result, known), self._unexpected)
 
-    def _loaded(
-        self, generation: int, views: list[ViewState], errors: list[str], stored: dict[Path, HistoryRow]
-    ) -> None:
+    def _loaded(self, generation: int, views: list[ViewState], errors: list[str], known: _Known) -> None:
         if generation != self.generation:
             return
         self.loading = False
@@ -369,16 +393,25 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             self.render_buttons()
             return
         for view in views:
-            view.stored = stored.get(view.path)
+            view.stored = known.stored.get(view.path)
             view.history_id = view.stored.id if view.stored else None
-        self.views, self.current, self.study = views, 0, None
+            result = known.results.get(view.path)
+            if result is not None and result.file_sha256 == view.xray.file_sha256:  # not changed since
+                view.diagnosis = result
+        # The study verdict only with every one of its views on screen, each with its result.
+        complete = all(view.diagnosis is not None for view in views) and len(views) == len(known.results)
+        self.views, self.current = views, 0
+        self.study = known.study if complete and len(views) > 1 else None
         # The note belongs to the study on screen: a new study starts with its own (or none).
         self.saved_note = next((v.stored.note for v in views if v.stored), "")
         self.note_entry.delete(0, "end")
         if self.saved_note:
             self.note_entry.insert(0, self.saved_note)
         paths = [view.path for view in views]
-        self.set_status(f"{len(views)} image(s) loaded {folder_text(paths)}. Press Predict (Ctrl+P).")
+        if any(view.diagnosis is not None for view in views):
+            self.set_status(f"{len(views)} image(s) loaded {folder_text(paths)} with their results from this session.")
+        else:
+            self.set_status(f"{len(views)} image(s) loaded {folder_text(paths)}. Press Predict (Ctrl+P).")
         self.render_thumbnails()
         self.render_all()
 
@@ -428,6 +461,10 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         study_id = uuid.uuid4().hex if study is not None else None
         for view in views:
             view.history_id = self._remember(view, note, study_id)
+            if view.history_id is not None:  # a reopen this session shows the result in full
+                self.session_results[view.history_id] = view.diagnosis
+        if study_id is not None:
+            self.session_studies[study_id] = (study, len(views))
 
     def _remember(self, view: ViewState, note: str, study_id: str | None) -> int | None:
         if self.history is None or view.diagnosis is None:
@@ -490,9 +527,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         with_heatmap = bool(self.heatmap_switch.get()) and diagnosis is not None and diagnosis.heatmap is not None
         if with_heatmap:
             self.legend.describe(diagnosis.heatmap_kind)
-            self.legend.grid()
         else:
-            self.legend.grid_remove()
+            self.legend.hint(heatmap_hint(diagnosis) if view is not None else "")
         if view is None:
             self._render_outlines(None, None)
             self.viewer.show(None)
@@ -515,7 +551,13 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             self.file_label.configure(text="")
             self.title(TITLE)
             return
-        self.file_label.configure(text=file_text(view.path, self.current, len(self.views)))
+        scaling = ctk.ScalingTracker.get_widget_scaling(self.file_label)
+        room = self.file_label.winfo_width() - 8  # its own padding
+
+        def fits(text: str) -> bool:
+            return room <= 1 or self.file_font.measure(text) * scaling <= room  # 1: not laid out yet
+
+        self.file_label.configure(text=file_text(view.path, self.current, len(self.views), fits))
         self.title(f"{view.path.name} — bonefrac")
 
     def _render_verdict(self, verdict: Verdict | None) -> None:
@@ -618,14 +660,14 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         path = filedialog.asksaveasfilename(
             parent=self,
             title=title,
-            initialdir=self.settings.last_folder,
+            initialdir=self.settings.last_folder(SAVE),
             initialfile=suggested,
             defaultextension=Path(suggested).suffix,
             filetypes=filetypes,
         )
         if not path:
             return None
-        self.settings.remember_folder(Path(path).parent)
+        self.settings.remember_folder(SAVE, Path(path).parent)
         return Path(path)
 
     def suggested_name(self, ending: str) -> str:
@@ -731,14 +773,38 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.history_window = HistoryWindow(self, self.history.rows(), self.reopen, self.export_history_dialog)
 
     def reopen(self, rows: list[HistoryRow]) -> None:
-        """Open the files of a history row (a study: all its views) with their stored results."""
+        """Open the files of a history row (a study: all its views) with their stored results;
+        those predicted in this session come back in full (heatmap, saves), without predicting
+        again and so without a second history entry."""
         present = {Path(row.file_path): row for row in rows if Path(row.file_path).is_file()}
         missing = [row for row in rows if Path(row.file_path) not in present]
         if missing:
             lines = [f"{r.file_name} is no longer at {r.file_path} (stored: {r.part}, {r.verdict})." for r in missing]
             self.show_error("File not found", "\n".join(lines))
-        if present:
-            self.load_paths(list(present), stored=present)
+        if not present:
+            return
+        session = self.session_results
+        results = {path: session[row.id] for path, row in present.items() if row.id in session}
+        study = None
+        study_ids = {row.study_id for row in rows}
+        if len(study_ids) == 1 and (study_id := next(iter(study_ids))) in self.session_studies:
+            study, views = self.session_studies[study_id]
+            if len(present) != views:  # one view of a study, or a file gone: no study verdict
+                study = None
+        self.load_paths(list(present), stored=present, results=results, study=study)
+
+    def bring_to_front(self) -> None:
+        """Raise the main window above the worklist and give it the keyboard (a study opened
+        there is read here)."""
+        if self.state() == "iconic":
+            self.deiconify()
+        self.lift()
+        self.focus_force()
+
+    def show_worklist(self) -> None:
+        """Ctrl+L: back to the worklist, when one is open."""
+        if self.worklist is not None and self.worklist.winfo_exists():
+            self.worklist.bring_to_front()
 
     def export_history_dialog(self) -> None:
         path = self.ask_save_path(

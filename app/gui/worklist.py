@@ -5,22 +5,27 @@ Opening a folder groups its files into studies on a worker thread (DICOM headers
 back to the Tk thread (BackgroundTasks polls with `after`), land in the history through the
 main window, and the next chunk is sent unless Cancel was pressed: the chunk running then
 finishes, the rest is skipped. The worker never touches a widget.
+
+Each file's diagnosis is kept for the session (no pixels: a Diagnosis and its few-cell map), so
+opening a predicted study shows its whole result without predicting again, and regrouping
+("One study per image") gives the new studies their verdicts without a second history entry.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from tkinter import font as tkfont
 from tkinter import ttk
 from typing import TYPE_CHECKING
 
 import customtkinter as ctk
 
-from app.diagnosis.value import StudyDiagnosis, Verdict
+from app.diagnosis.value import Diagnosis, StudyDiagnosis, Verdict
 from app.gui.dialogs import add_close_button, place_over
 from app.gui.table_style import style_table
 from app.gui.tasks import BackgroundTasks
-from app.words import VERDICT_LABELS
+from app.words import VERDICT_LABELS, mixed_study_words
 from app.xray.folders import Study, find_xrays, group_studies
 
 if TYPE_CHECKING:
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("study", "files", "part", "verdict", "probability", "problems")
 HEADINGS = ("Study", "Files", "Body part", "Study verdict", "Fracture probability", "Problems")
-_WIDTHS = {"study": 300, "files": 60, "part": 110, "verdict": 120, "probability": 175, "problems": 320}
+_WIDTHS = {"study": 300, "files": 60, "part": 110, "verdict": 120, "probability": 175, "problems": 320}  # at least
 _STYLE = "Worklist.Treeview"
 CHUNK_FILES = 8  # files per trip to the worker: small enough that Cancel answers within seconds
 # Most suspicious first: a fracture, then uncertain, normal, refused, and what is not predicted.
@@ -45,13 +50,18 @@ class StudyRow:
     errors: list[str] = field(default_factory=list)  # "<file>: <reason>" for files not diagnosed
     history_ids: list[int] = field(default_factory=list)
     predicted: bool = False
+    diagnoses: dict[Path, Diagnosis] = field(default_factory=dict)  # of the files diagnosed
 
     @property
     def probability(self) -> float | None:
         return None if self.result is None else self.result.fracture_probability
 
     def values(self) -> tuple[str, ...]:
-        part = self.result.part.capitalize() if self.result is not None else self.study.body_part or "—"
+        part = self.study.body_part or "—"
+        if self.result is not None:
+            part = self.result.part.capitalize()
+            if self.result.mixed_parts:  # never the one part: the row says its views differ
+                part = f"Mixed: {', '.join(self.result.mixed_parts)}"
         verdict = VERDICT_LABELS[self.result.verdict] if self.result is not None else "—"
         if self.predicted and self.result is None:
             verdict = "Not diagnosed"
@@ -67,6 +77,8 @@ class StudyRow:
             problems.append(f"{self.errors[0]}{more}")
         if self.result is not None and self.result.unsupported_reason:
             problems.append(f"not supported: {self.result.unsupported_reason}")
+        elif self.result is not None and self.result.mixed_parts:
+            problems.append(mixed_study_words(self.result))
         return "; ".join(problems)
 
 
@@ -89,8 +101,17 @@ class _StudyOutcome:
 
     row: StudyRow
     views: list[ViewState]
-    errors: list[str]
+    errors: dict[Path, str]  # file -> "<file>: <reason>"
     study: StudyDiagnosis | None
+
+
+@dataclass(frozen=True)
+class _FileResult:
+    """What prediction made of one file this session: its diagnosis and history row, or why not."""
+
+    diagnosis: Diagnosis | None
+    history_id: int | None = None
+    error: str | None = None
 
 
 def _predict_chunk(diagnoser, rows: list[StudyRow]) -> list[_StudyOutcome]:
@@ -98,13 +119,14 @@ def _predict_chunk(diagnoser, rows: list[StudyRow]) -> list[_StudyOutcome]:
     from app.gui.window import ViewState
 
     paths = [path for row in rows for path in row.study.files]
-    outcomes = iter(diagnoser.diagnose_many(paths, with_heatmap=False, batch_size=CHUNK_FILES))
+    # With the heatmap (a few cells, nearly free): a study opened later shows it without predicting again.
+    outcomes = iter(diagnoser.diagnose_many(paths, with_heatmap=True, batch_size=CHUNK_FILES))
     results = []
     for row in rows:
-        views, errors = [], []
+        views, errors = [], {}
         for path, outcome in zip(row.study.files, outcomes):  # one outcome per file, in order
             if outcome.error is not None:
-                errors.append(f"{path.name}: {outcome.error}")
+                errors[path] = f"{path.name}: {outcome.error}"
             else:
                 views.append(ViewState(path=path, xray=outcome.xray, diagnosis=outcome.diagnosis))
         study = diagnoser.aggregate_study([view.diagnosis for view in views]) if views else None
@@ -119,6 +141,8 @@ class WorklistWindow(ctk.CTkToplevel):
         self.folder = folder
         self.title(f"Worklist — {folder.name}")
         self.rows: dict[str, StudyRow] = {}  # tree item -> row
+        self.files: list[Path] = []  # the X-rays found in the folder
+        self.done: dict[Path, _FileResult] = {}  # every file predicted this session
         self.sorted_by: tuple[str, bool] | None = None  # (column, descending)
         self.grouped = False
         self.running = False
@@ -128,11 +152,12 @@ class WorklistWindow(ctk.CTkToplevel):
         # Its own worker: reading a study in the main window is not queued behind a long run.
         self.tasks = BackgroundTasks(master)
         self._build()
-        self.transient(master)
+        # Not transient: a window manager keeps a transient above its master, and the main window
+        # must come in front when a study opens here (Ctrl+L there brings this list back).
         place_over(self, master, min(1180, master.winfo_screenwidth() - 40), 480)
-        self.after(50, self.focus_force)  # so the keys reach it
+        self.after(50, self.bring_to_front)  # so the keys reach the list
         self.set_status(f"Reading {folder}…")
-        self.tasks.submit(lambda: group_studies(find_xrays(folder), folder), self._grouped, self._failed)
+        self._group()
 
     # ---------- building ----------
     def _build(self) -> None:
@@ -142,11 +167,14 @@ class WorklistWindow(ctk.CTkToplevel):
             self.table.heading(column, text=heading, anchor="w", command=lambda c=column: self.sort_by(c))
             self.table.column(column, width=_WIDTHS[column], anchor="w", stretch=column == "problems")
         scrollbar = ttk.Scrollbar(self, orient="vertical", command=self.table.yview)
-        self.table.configure(yscrollcommand=scrollbar.set)
+        # A long problem stays whole in its column: the list scrolls sideways to it.
+        sideways = ttk.Scrollbar(self, orient="horizontal", command=self.table.xview)
+        self.table.configure(yscrollcommand=scrollbar.set, xscrollcommand=sideways.set)
         bar = ctk.CTkFrame(self, fg_color="transparent")
         bar.pack(side="bottom", fill="x", padx=10, pady=(0, 10))
         self.status_label = ctk.CTkLabel(self, text="", anchor="w")
         self.status_label.pack(side="bottom", fill="x", padx=12)
+        sideways.pack(side="bottom", fill="x", padx=(10, 10))
         scrollbar.pack(side="right", fill="y", padx=(0, 10), pady=(10, 0))
         self.table.pack(fill="both", expand=True, padx=(10, 0), pady=(10, 0))
         self.table.bind("<Return>", lambda _event: self.open_selected())
@@ -163,6 +191,11 @@ class WorklistWindow(ctk.CTkToplevel):
             widget.pack(side="left", padx=(0, 8))
         self.close_button = add_close_button(self, bar)
         self.close_button.pack(side="right")
+        # For a folder of unrelated exports; remembered like the app's other settings.
+        self.per_image_switch = ctk.CTkSwitch(bar, text="One study per image", command=self.toggle_per_image)
+        if self.main.settings.one_study_per_image:
+            self.per_image_switch.select()
+        self.per_image_switch.pack(side="right", padx=(0, 16))
 
     def _set_appearance_mode(self, mode_string: str) -> None:
         # CustomTkinter calls this on every Light/Dark switch; ttk widgets need restyling by hand.
@@ -172,25 +205,78 @@ class WorklistWindow(ctk.CTkToplevel):
     def set_status(self, text: str) -> None:
         self.status_label.configure(text=text)
 
-    # ---------- the studies ----------
-    def _grouped(self, studies: list[Study]) -> None:
+    def bring_to_front(self) -> None:
         if not self.winfo_exists():
             return
-        self.grouped = True
+        if self.state() == "iconic":
+            self.deiconify()
+        self.lift()
+        self.focus_force()
+        self.table.focus_set()
+
+    # ---------- the studies ----------
+    def _group(self) -> None:
+        """Find the folder's X-rays (once) and group them into studies, on the worker."""
+        self.grouped = False
+        folder, files, per_image = self.folder, self.files, bool(self.per_image_switch.get())
+
+        def work() -> tuple[list[Path], list[Study]]:
+            found = files or find_xrays(folder)
+            return found, group_studies(found, folder, one_per_image=per_image)
+
+        self.render_buttons()
+        self.tasks.submit(work, lambda result: self._grouped(*result), self._failed)
+
+    def toggle_per_image(self) -> None:
+        """Regroup the listed files: each image its own study, or one study per folder. Files
+        already predicted keep their results; their studies' verdicts are made anew from them."""
+        if self.running or not self.grouped:  # disabled then; called from code, it goes back
+            switch = self.per_image_switch
+            switch.select() if self.main.settings.one_study_per_image else switch.deselect()
+            return
+        self.main.settings.one_study_per_image = bool(self.per_image_switch.get())
+        self.set_status("Regrouping…")
+        self._group()
+
+    def _grouped(self, files: list[Path], studies: list[Study]) -> None:
+        if not self.winfo_exists():
+            return
+        self.files, self.grouped = files, True
+        self.table.delete(*self.table.get_children())
+        self.rows.clear()
         for index, study in enumerate(studies):
             row = StudyRow(study)
+            self._fill_from_done(row)
             self.rows[f"study-{index}"] = row
             self.table.insert("", "end", iid=f"study-{index}", values=row.values())
-        files = sum(len(study.files) for study in studies)
+        if self.sorted_by is not None:
+            self.sort_by(*self.sorted_by)
+        self._fit_columns()
         if not studies:
             self.set_status(f"No X-ray images (PNG, JPEG, DICOM, ...) in {self.folder} or its subfolders.")
         else:
-            self.set_status(f"{len(studies)} studies, {files} files. Predict all, or Enter opens a study.")
+            predicted = sum(row.predicted for row in self.rows.values())
+            done = f", {predicted} predicted" if predicted else ""
+            self.set_status(f"{len(studies)} studies{done}, {len(files)} files. Predict all, or Enter opens a study.")
             first = self.table.get_children()[0]
             self.table.selection_set(first)
             self.table.focus(first)
             self.table.focus_set()
         self.render_buttons()
+
+    def _fill_from_done(self, row: StudyRow) -> None:
+        """A study whose files were all predicted this session (under another grouping) gets its
+        verdict from their diagnoses, as the engine aggregates a study; nothing is predicted or
+        written to the history again (the history keeps the grouping they were predicted in)."""
+        results = [self.done.get(path) for path in row.study.files]
+        if not results or any(result is None for result in results):
+            return
+        row.diagnoses = {path: r.diagnosis for path, r in zip(row.study.files, results) if r.diagnosis is not None}
+        row.errors = [r.error for r in results if r.error is not None]
+        row.history_ids = [r.history_id for r in results if r.history_id is not None]
+        if row.diagnoses and self.main.diagnoser is not None:
+            row.result = self.main.diagnoser.aggregate_study(list(row.diagnoses.values()))
+        row.predicted = True
 
     def _failed(self, error: BaseException) -> None:
         if self.winfo_exists():
@@ -198,6 +284,15 @@ class WorklistWindow(ctk.CTkToplevel):
 
     def render_row(self, item: str) -> None:
         self.table.item(item, values=self.rows[item].values())
+
+    def _fit_columns(self) -> None:
+        """Each column as wide as its widest entry (never narrower than its default), so a long
+        problem or a mixed part is not cut; the list scrolls sideways when that is wider."""
+        measure = tkfont.nametofont("TkDefaultFont").measure
+        shown = [row.values() for row in self.rows.values()]
+        for index, column in enumerate(COLUMNS):
+            widest = max([_WIDTHS[column] - 20, *(measure(values[index]) for values in shown)]) + 20
+            self.table.column(column, width=widest, minwidth=widest)
 
     def sort_by(self, column: str, descending: bool | None = None) -> None:
         """Heading click: sort by that column; a second click on it turns the order round."""
@@ -222,19 +317,24 @@ class WorklistWindow(ctk.CTkToplevel):
         return [self.rows[item] for item in self.table.get_children()]
 
     def open_selected(self) -> None:
-        """Show the selected study in the main window: with its results as stored, once predicted."""
+        """Show the selected study in the main window, in front: once predicted, with its whole
+        result from this session (heatmap, saves), its history rows (note) and no new prediction."""
         selection = self.table.selection()
         if not selection:
             return
         row = self.rows[selection[0]]
-        history = self.main.history
-        if row.history_ids and history is not None:
-            # The history's newest rows are these studies' (they were just written).
-            wanted = set(row.history_ids)
-            stored = [r for r in history.rows(limit=100_000) if r.id in wanted]
-            self.main.reopen(sorted(stored, key=lambda r: r.id))
-        else:
+        if not row.diagnoses:
             self.main.load_paths(list(row.study.files))
+        else:
+            stored = {}
+            history = self.main.history
+            if row.history_ids and history is not None:
+                wanted = set(row.history_ids)
+                stored = {Path(r.file_path): r for r in history.rows(limit=100_000) if r.id in wanted}
+            files = [path for path in row.study.files if path in row.diagnoses]  # not the unreadable ones
+            study = row.result if len(files) > 1 else None  # as Predict gives it: a study of several
+            self.main.load_paths(files, stored=stored, results=dict(row.diagnoses), study=study)
+        self.main.bring_to_front()
 
     # ---------- predicting ----------
     def render_buttons(self) -> None:
@@ -242,6 +342,7 @@ class WorklistWindow(ctk.CTkToplevel):
         can_start = self.grouped and bool(waiting) and not self.running
         self.predict_button.configure(state="normal" if can_start else "disabled")
         self.cancel_button.configure(state="normal" if self.running and not self.cancel_requested else "disabled")
+        self.per_image_switch.configure(state="normal" if self.grouped and not self.running else "disabled")
 
     def predict_all(self) -> None:
         if self.running or not self.grouped:
@@ -279,8 +380,13 @@ class WorklistWindow(ctk.CTkToplevel):
             # for the views of a study of several, none for a single view.
             several = outcome.study if len(outcome.views) > 1 else None
             self.main.remember_views(outcome.views, "", several)
+            for view in outcome.views:  # the pixels are not kept: the ViewStates go with this call
+                self.done[view.path] = _FileResult(view.diagnosis, view.history_id)
+            for path, error in outcome.errors.items():
+                self.done[path] = _FileResult(None, error=error)
+            row.diagnoses = {view.path: view.diagnosis for view in outcome.views}
             row.history_ids = [view.history_id for view in outcome.views if view.history_id is not None]
-            row.result, row.errors, row.predicted = outcome.study, outcome.errors, True
+            row.result, row.errors, row.predicted = outcome.study, list(outcome.errors.values()), True
             self.done_files += len(row.study.files)
         self._after_chunk([outcome.row for outcome in outcomes])
 
@@ -298,6 +404,7 @@ class WorklistWindow(ctk.CTkToplevel):
         shown = {id(row): item for item, row in self.rows.items()}
         for row in rows:
             self.render_row(shown[id(row)])
+        self._fit_columns()
         self._render_progress()
         self._next_chunk()
 

@@ -14,7 +14,15 @@ from app.diagnosis.model_card import fracture_model_summary, part_model_summary,
 from app.diagnosis.outlines import draw_outlines, outline_mask, outlines_apply
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
 from app.report.fonts import printable
-from app.words import confidence_text, outlines_caption, outlines_text, skill_text, threshold_text, verdict_line
+from app.words import (
+    confidence_text,
+    mixed_study_words,
+    outlines_caption,
+    outlines_text,
+    skill_text,
+    threshold_text,
+    verdict_line,
+)
 from app.xray import XRay
 
 # Always said: a report cannot tell whether the view on screen was adjusted when it was made.
@@ -60,16 +68,17 @@ def build_content(
         header.append(f"Note: {note.strip()}")
     sections = []
     if study is not None and len(views) > 1:
-        lines = [
-            f"Study of {len(study.views)} views. Body part: {study.part} "
-            f"({confidence_text(study.part_probabilities[study.part])} mean confidence)",
-            verdict_line(study.verdict, study.fracture_probability, study.unsupported_reason),
-        ]
+        confidence = confidence_text(study.part_probabilities[study.part])
+        first = f"Study of {len(study.views)} views. Body part: {study.part} ({confidence} mean confidence)"
+        if study.mixed_parts:  # the verdict is its most suspicious part's
+            first = f"Study of {len(study.views)} views: {mixed_study_words(study)} ({confidence} mean confidence)"
+        lines = [first, verdict_line(study.verdict, study.fracture_probability, study.unsupported_reason)]
         if line := threshold_text(study.thresholds):
             lines.append(line)
         if study.fracture_probability is not None:
             lines.append(skill_text(manifest, study.part))
-        sections.append(ReportSection("Study result (mean over views)", tuple(lines)))
+        title = "Study result (its most suspicious part)" if study.mixed_parts else "Study result (mean over views)"
+        sections.append(ReportSection(title, tuple(lines)))
     for xray, diagnosis in views:
         lines = [
             f"File: {diagnosis.file}",

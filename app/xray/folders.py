@@ -2,6 +2,7 @@
 
     find_xrays(folder) -> [Path]           images and DICOM files in it and its subfolders
     group_studies(files, root) -> [Study]  DICOM by StudyInstanceUID, other files by folder
+                                           (or one study per image)
 
 Grouping reads only DICOM headers (no pixels), so a folder of hundreds of files opens fast;
 pixels are read when the studies are diagnosed.
@@ -76,15 +77,19 @@ def dicom_facts(path: Path) -> DicomFacts | None:
     return DicomFacts(uid, part.capitalize()) if uid else None
 
 
-def group_studies(files: list[Path], root: Path) -> list[Study]:
+def group_studies(files: list[Path], root: Path, one_per_image: bool = False) -> list[Study]:
     """One Study per StudyInstanceUID (DICOM files, wherever they lie under `root`) and one per
-    folder for the other files; in the order their first file was found."""
+    folder for the other files; in the order their first file was found. `one_per_image`: each
+    non-DICOM file is a study of its own (a folder of unrelated exports); DICOM files still
+    go by their StudyInstanceUID, which says which files belong together."""
     studies: dict[str, Study] = {}
     for path in files:
         facts = dicom_facts(path)
         where = _relative_folder(path, root)
         if facts is not None:
             key, label = f"dicom:{facts.study_uid}", f"{where} · DICOM study …{facts.study_uid[-8:]}"
+        elif one_per_image:
+            key, label = f"file:{path}", f"{where}/{path.name}"
         else:
             key, label = f"folder:{path.parent}", where
         study = studies.setdefault(key, Study(key=key, label=label, files=[]))
