@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.atomic import write_text_atomic
-from app.diagnosis.value import Diagnosis
+from app.diagnosis.value import Diagnosis, StudyDiagnosis
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -31,15 +31,21 @@ CREATE TABLE IF NOT EXISTS predictions (
     fracture_probability REAL,
     verdict TEXT NOT NULL,
     model_version TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    study_verdict TEXT,
+    study_probability REAL
 )
 """
+# Columns added since the first release, with their types: a database made before gets them.
+ADDED_COLUMNS = {"study_verdict": "TEXT", "study_probability": "REAL"}
 CSV_COLUMNS = (
     "id",
     "created_utc",
     "file_name",
     "file_sha256",
     "study_id",
+    "study_verdict",
+    "study_probability",
     "part",
     "part_confidence",
     "fracture_probability",
@@ -79,6 +85,9 @@ class HistoryRow:
     verdict: str
     model_version: str
     note: str
+    # The verdict and probability of the study this view was predicted in (None for one view).
+    study_verdict: str | None = None
+    study_probability: float | None = None
 
 
 class History:
@@ -92,16 +101,28 @@ class History:
         self._connection.execute("PRAGMA synchronous=NORMAL")
         with self._connection:
             self._connection.execute(SCHEMA)
+            present = {row[1] for row in self._connection.execute("PRAGMA table_info(predictions)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in present:
+                    self._connection.execute(f"ALTER TABLE predictions ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._connection.close()
 
-    def add(self, diagnosis: Diagnosis, file_path: str, note: str = "", study_id: str | None = None) -> int:
+    def add(
+        self,
+        diagnosis: Diagnosis,
+        file_path: str,
+        note: str = "",
+        study_id: str | None = None,
+        study: StudyDiagnosis | None = None,
+    ) -> int:
+        """One view; `study`: the study it was predicted in, whose verdict each of its rows keeps."""
         with self._connection:
             cursor = self._connection.execute(
                 "INSERT INTO predictions (created_utc, file_name, file_path, file_sha256, study_id, part, "
-                "part_confidence, part_probabilities, fracture_probability, verdict, model_version, note) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "part_confidence, part_probabilities, fracture_probability, verdict, model_version, note, "
+                "study_verdict, study_probability) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     diagnosis.file,
@@ -115,6 +136,8 @@ class History:
                     diagnosis.verdict.value,
                     diagnosis.model_version,
                     note,
+                    None if study is None else study.verdict.value,
+                    None if study is None else study.fracture_probability,
                 ),
             )
         return int(cursor.lastrowid)
@@ -127,8 +150,8 @@ class History:
     def rows(self, limit: int = 1000) -> list[HistoryRow]:
         cursor = self._connection.execute(
             "SELECT id, created_utc, file_name, file_path, file_sha256, study_id, part, part_confidence, "
-            "part_probabilities, fracture_probability, verdict, model_version, note "
-            "FROM predictions ORDER BY id DESC LIMIT ?",
+            "part_probabilities, fracture_probability, verdict, model_version, note, study_verdict, "
+            "study_probability FROM predictions ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         return [

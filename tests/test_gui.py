@@ -515,6 +515,13 @@ def test_history_window_reads_well_and_reopens_the_stored_result(window):
     assert studies
     study_rows = [row for row in rows if f"study-{row.study_id}" == studies[0]]
     assert len(table.get_children(studies[0])) == len(study_rows) >= 2
+    # The study's row carries the study verdict it was predicted with (the window's study panel).
+    stored = study_rows[0]
+    assert stored.study_verdict is not None and {row.study_verdict for row in study_rows} == {stored.study_verdict}
+    shown = table.item(studies[0], "values")
+    assert shown[COLUMNS.index("verdict")] == VERDICT_LABELS[Verdict(stored.study_verdict)]
+    probability = "" if stored.study_probability is None else f"{stored.study_probability:.2f}"
+    assert shown[COLUMNS.index("probability")] == probability
     # Reopening a view predicted in this session shows its whole result again (no Predict needed).
     single = next(row for row in rows if row.study_id is None)
     table.selection_set(f"row-{single.id}")

@@ -91,3 +91,40 @@ def test_history_is_used_only_by_the_thread_that_opened_it(tmp_path):
     other_thread.shutdown()
     assert history.rows() == []  # the opening thread still uses it
     history.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE predictions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created_utc TEXT NOT NULL, file_name TEXT NOT NULL,
+    file_path TEXT NOT NULL, file_sha256 TEXT NOT NULL, study_id TEXT, part TEXT NOT NULL,
+    part_confidence REAL NOT NULL, part_probabilities TEXT NOT NULL, fracture_probability REAL,
+    verdict TEXT NOT NULL, model_version TEXT NOT NULL, note TEXT NOT NULL DEFAULT ''
+)
+"""
+
+
+def test_a_study_verdict_is_kept_and_an_older_history_gains_its_columns(tmp_path, diagnoser, routed_paths):
+    """A history written before study verdicts were kept opens, keeps its rows (no study
+    verdict) and stores the study verdict of rows added since."""
+    database = tmp_path / "history.sqlite3"
+    with sqlite3.connect(database) as old:
+        old.execute(OLD_SCHEMA)
+        old.execute(
+            "INSERT INTO predictions (created_utc, file_name, file_path, file_sha256, part, part_confidence, "
+            "part_probabilities, verdict, model_version) VALUES "
+            "('2026-01-01T10:00:00+00:00', 'old.png', '/x/old.png', '', 'hand', 0.9, '{}', 'normal', 'v0')"
+        )
+    old.close()
+    history = History(database)
+    views = [diagnoser.diagnose(path, with_heatmap=False) for path in routed_paths["hand"]]
+    study = diagnoser.aggregate_study(views)
+    for path, view in zip(routed_paths["hand"], views):
+        history.add(view, str(path), study_id="s1", study=study)
+    rows = history.rows()
+    assert [(row.study_verdict, row.study_probability) for row in rows[:2]] == [
+        (study.verdict.value, study.fracture_probability)
+    ] * 2
+    assert (rows[2].file_name, rows[2].study_verdict, rows[2].study_probability) == ("old.png", None, None)
+    history.export_csv(tmp_path / "history.csv")
+    assert "study_verdict,study_probability" in (tmp_path / "history.csv").read_text().splitlines()[0]
+    history.close()

@@ -28,14 +28,18 @@ def row_values(row: HistoryRow) -> tuple[str, ...]:
 
 
 def study_values(rows: list[HistoryRow]) -> tuple[str, ...]:
+    """A study's own row: its views' parts, and the study verdict as predicted (each view's row
+    keeps it; rows stored before it was kept have none)."""
     first = rows[0]
     parts = "/".join(sorted({row.part for row in rows}))
+    verdict = "" if first.study_verdict is None else VERDICT_LABELS[Verdict(first.study_verdict)]
+    probability = "" if first.study_probability is None else f"{first.study_probability:.2f}"
     return (
         local_time(first.created_utc),
         f"Study of {len(rows)} views",
         parts,
-        "",
-        "",
+        verdict,
+        probability,
         first.model_version,
         first.note,
     )

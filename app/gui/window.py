@@ -460,17 +460,17 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         the views of a study of several share one study id."""
         study_id = uuid.uuid4().hex if study is not None else None
         for view in views:
-            view.history_id = self._remember(view, note, study_id)
+            view.history_id = self._remember(view, note, study_id, study)
             if view.history_id is not None:  # a reopen this session shows the result in full
                 self.session_results[view.history_id] = view.diagnosis
         if study_id is not None:
             self.session_studies[study_id] = (study, len(views))
 
-    def _remember(self, view: ViewState, note: str, study_id: str | None) -> int | None:
+    def _remember(self, view: ViewState, note: str, study_id: str | None, study: StudyDiagnosis | None) -> int | None:
         if self.history is None or view.diagnosis is None:
             return None
         try:
-            return self.history.add(view.diagnosis, str(view.path), note=note, study_id=study_id)
+            return self.history.add(view.diagnosis, str(view.path), note=note, study_id=study_id, study=study)
         except (OSError, sqlite3.Error) as error:
             self.show_error("History not saved", f"The result could not be added to the history ({error}).")
             return None
