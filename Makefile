@@ -19,12 +19,12 @@ lint: install-dev
 bench: install-dev
 	$(BIN)/python bench/run.py
 
-# Rebuild the shipped model from ../shared/data/xray (77-92 min on this project's 2-core CPU):
-# from scratch at 96 px, float32, on the fracatlas and roboflow sources (the multiregion images
-# have no body part). Rerunning resumes from runs/all's checkpoint. Publishes over the shipped
-# models/ (bonefrac-train publishes into the run's own folder unless --models-dir says otherwise).
+# Rebuild the shipped model from ../shared/data/xray with its recipe (training/recipes/shipped.toml:
+# stages of at most 150 min on this project's 2-core CPU). Each call runs the next unfinished stage,
+# or resumes one its time budget stopped, in runs/recipe/<stage>; after the last stage it publishes
+# over the shipped models/. `bonefrac-train recipe --status` shows how far it has come.
 models: install-dev
-	$(BIN)/bonefrac-train all --input-size 96 --epochs 26 --max-minutes 104 --precision float32 --sources fracatlas,roboflow --run-dir runs/all --models-dir models
+	$(BIN)/bonefrac-train recipe --runs-dir runs/recipe --models-dir models
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -4,6 +4,7 @@ bonefrac-train all       --data ../shared/data/xray      # trunk + part + fractu
 bonefrac-train part      --data ...                      # body-part model alone
 bonefrac-train fracture  --part elbow --data ...         # one part's fracture model
 bonefrac-train evaluate  --data ...                      # re-measure the shipped models
+bonefrac-train recipe    [RECIPE.toml]                   # next unfinished stage of a staged recipe
 
 A training run publishes into <run-dir>/models unless told otherwise: replacing the shipped
 models is asked for by name (`--models-dir models`, as `make models` does).
@@ -27,6 +28,7 @@ import platformdirs
 from app.diagnosis.manifest import MANIFEST_NAME, load_manifest
 from app.errors import BoneFracError, ModelFilesError
 from app.locations import shipped_models_dir
+from training.recipe import SHIPPED_RECIPE, load_recipe, run_next_stage, stage_states, status_lines
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xray"
 SHIPPED_MODELS = shipped_models_dir()
@@ -126,7 +128,33 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--models-dir", type=Path, default=SHIPPED_MODELS, help="the models to measure (their manifest is rewritten)"
     )
+    _add_recipe(commands)
     return parser
+
+
+def _add_recipe(commands: argparse._SubParsersAction) -> None:
+    recipe = commands.add_parser(
+        "recipe",
+        help="run the next unfinished stage of a staged recipe (or resume a stopped one); publish after the last",
+        description="Run the first unfinished stage of RECIPE, resuming it where its time budget stopped it, "
+        "each stage in its own folder under --runs-dir. Run the same command again for the next stage; "
+        "when the last stage is finished, its model is published into --models-dir.",
+        formatter_class=_HelpFormatter,
+    )
+    _add_common(recipe)
+    recipe.add_argument(
+        "recipe_file", nargs="?", type=Path, default=SHIPPED_RECIPE, help="the stages, in TOML", metavar="RECIPE"
+    )
+    recipe.add_argument("--runs-dir", type=Path, default=Path("runs") / "recipe", help="one folder per stage")
+    recipe.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="publish the last stage's model here (default: <runs-dir>/models); '--models-dir models' replaces "
+        "the shipped models",
+    )
+    recipe.add_argument("--status", action="store_true", help="list the stages and how far each has run; train nothing")
+    recipe.set_defaults(no_publish=False)
 
 
 def _add_common(command: argparse.ArgumentParser) -> None:
@@ -148,10 +176,14 @@ def missing_requirements(args: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "recipe" and args.status:
+        return _recipe_status(args)
     missing = missing_requirements(args)
     if missing:
         print(f"error: bonefrac-train {args.command} needs {' and '.join(missing)}: {INSTALL_HINT}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "recipe":
+        return _run_recipe(args)
     args.models_dir = models_dir(args)
     problem = publishing_problem(args)
     if problem:
@@ -178,6 +210,30 @@ def main(argv: list[str] | None = None) -> int:
     if status == 0:
         print("\n".join(summary_lines(args)))
     return status
+
+
+def _recipe_status(args: argparse.Namespace) -> int:
+    try:
+        stages = load_recipe(args.recipe_file)
+        print("\n".join(status_lines(stage_states(stages, args.runs_dir))))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _run_recipe(args: argparse.Namespace) -> int:
+    """One stage per call: each fits a working session, and the next call goes on."""
+    common = ["--data", str(args.data), "--cache-dir", str(args.cache_dir), "--workers", str(args.workers)]
+    if args.limit:
+        common += ["--limit", str(args.limit)]
+    target = args.runs_dir / "models" if args.models_dir is None else args.models_dir
+    try:
+        stages = load_recipe(args.recipe_file)
+        return run_next_stage(stages, args.runs_dir, target, common, train=main)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def publishing_problem(args: argparse.Namespace) -> str | None:

@@ -88,6 +88,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.seconds = minutes * 60.0
         self.started = time.monotonic()
         self.epoch_started = self.started
+        self.stopped = False
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_started = time.monotonic()
@@ -97,6 +98,7 @@ class TimeBudget(keras.callbacks.Callback):
         if now + (now - self.epoch_started) - self.started > self.seconds:
             print(f"\ntime budget of {self.seconds / 60:.0f} min reached: stopping after epoch {epoch + 1}")
             self.model.stop_training = True
+            self.stopped = True
 
 
 def _best_val_loss_so_far(run_dir: Path) -> float | None:
@@ -193,9 +195,7 @@ def make_dataset(pixels: np.ndarray, samples: list[Sample], config: TrainConfig,
     # Per image and head, the weight of its cells: the fracture weight where every cell is known.
     cell_weights = fracture[:, len(FRACTURE_HEADS) :] * cells_known(samples)[:, np.newaxis]
     labels = {"region": region_targets(samples, train_parts=config.task in ("all", "part")), "fracture": fracture}
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (pixels, box_masks(samples, config.input_size), labels, cell_weights)
-    )
+    dataset = tf.data.Dataset.from_tensor_slices((pixels, box_masks(samples, config.input_size), labels, cell_weights))
     if training:
         dataset = dataset.shuffle(len(samples), seed=config.seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(config.batch_size)
@@ -260,13 +260,17 @@ def train(
         model = build_model(config.input_size, init=config.init)
         compile_model(model, config, steps)
     wallclock = WallClock(run_dir / "wallclock.json")
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
+    budget = TimeBudget(config.max_minutes) if config.max_minutes > 0 else None
     callbacks = [
         wallclock,
         # Kept after the run too: the same --run-dir resumes an interrupted run or extends a
         # finished one to more --epochs; a new --run-dir starts afresh.
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
         BestWeights(run_dir / BEST_WEIGHTS, _best_val_loss_so_far(run_dir)),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True),
+        early_stopping,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         keras.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: logging.getLogger("bonefrac.training").info(
@@ -274,8 +278,8 @@ def train(
             )
         ),
     ]
-    if config.max_minutes > 0:
-        callbacks.append(TimeBudget(config.max_minutes))
+    if budget:
+        callbacks.append(budget)
     try:
         model.fit(
             train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=keras_verbosity()
@@ -295,6 +299,12 @@ def train(
     record = {
         "config": asdict(config),
         "epochs_run": epochs_run,
+        # A run stopped by its time budget is unfinished (rerunning resumes it); one that ran
+        # all its epochs, or was stopped early for want of progress, is finished.
+        "finished": bool(epochs_run >= config.epochs or early_stopping.stopped_epoch > 0),
+        "stopped_by": "time budget"
+        if budget and budget.stopped and epochs_run < config.epochs
+        else ("early stopping" if early_stopping.stopped_epoch > 0 else None),
         "duration_s": round(duration, 1),
         "train_images": len(train_samples),
         "train_items_per_epoch": steps * config.batch_size,

@@ -1,0 +1,154 @@
+"""Staged recipes: `bonefrac-train recipe` runs one stage per call, resumes a stage its time
+budget stopped, chains stages by their best models and publishes after the last, on a tiny real
+ResNet-50 trained on a few real X-rays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.diagnosis import Diagnoser
+from tests.conftest import DATA_DIR, REPO
+from training.cli import main as train_main
+from training.recipe import RECIPES_DIR, SHIPPED_RECIPE, load_recipe
+
+TINY_STAGES = """
+[defaults]
+input_size = 64
+batch_size = 8
+patience = 5
+learning_rate = 1e-3
+
+[[stage]]
+name = "first"
+epochs = 2
+max_minutes = 0.01  # stops after each epoch: the next call must resume it
+
+[[stage]]
+name = "second"
+init = "first"
+epochs = 1
+max_minutes = 30
+"""
+
+
+def _recipe(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _run(recipe: Path, runs: Path, cache: Path, *extra: str) -> int:
+    return train_main(
+        [
+            "recipe",
+            str(recipe),
+            "--runs-dir",
+            str(runs),
+            "--data",
+            str(DATA_DIR),
+            "--limit",
+            "24",
+            "--workers",
+            "1",
+            "--cache-dir",
+            str(cache),
+            *extra,
+        ]
+    )
+
+
+def test_the_project_recipes_load_and_chain_their_stages():
+    shipped = load_recipe(SHIPPED_RECIPE)
+    assert [s.init for s in shipped][:1] == ["none"]  # the shipped models start from scratch
+    assert all(s.max_minutes <= 150 for s in shipped)
+    candidate = load_recipe(RECIPES_DIR / "map192.toml")
+    names = [s.name for s in candidate]
+    assert [s.init for s in candidate[1:]] == names[:-1]  # each stage continues the one before
+    assert sum(s.max_minutes for s in candidate) <= 8 * 60
+    assert {s.sources for s in candidate} == {("fracatlas", "roboflow")}
+
+
+def test_make_models_runs_the_shipped_recipe_over_the_shipped_models():
+    makefile = (REPO / "Makefile").read_text()
+    target = makefile[makefile.index("\nmodels:") :].split("\n\n")[0]
+    assert "bonefrac-train recipe" in target and "--models-dir models" in target
+
+
+GOOD_STAGE = '[[stage]]\nname = "a"\ninput_size = 64\nepochs = 1\nlearning_rate = 0.001\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (GOOD_STAGE + "max_minutes = 200\n", "at most 150"),
+        (GOOD_STAGE + "max_minutes = 9\nspeed = 2\n", "unknown setting speed"),
+        (GOOD_STAGE + 'max_minutes = 9\ninit = "zero"\n', "init 'zero' is no earlier stage"),
+        (GOOD_STAGE.replace("epochs = 1\n", "") + "max_minutes = 9\n", "epochs"),
+        (GOOD_STAGE + 'max_minutes = 9\nprecision = "fp8"\n', "precision must be"),
+        ("[[stage]\nname = 3", "not valid TOML"),
+        ("[defaults]\ninput_size = 64\n", "no [[stage]] tables"),
+    ],
+)
+def test_a_faulty_recipe_is_refused_in_one_line_before_any_work(tmp_path, capsys, text, words):
+    status = train_main(["recipe", str(_recipe(tmp_path, text)), "--runs-dir", str(tmp_path / "runs")])
+    error = capsys.readouterr().err.strip()
+    assert status == 2
+    assert error.startswith("error: ") and words in error and "\n" not in error
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_recipe_is_refused_in_one_line(tmp_path, capsys):
+    assert train_main(["recipe", str(tmp_path / "nowhere.toml"), "--status"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no recipe file {tmp_path / 'nowhere.toml'}"
+
+
+def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp_path, capsys):
+    recipe, runs, cache = _recipe(tmp_path, TINY_STAGES), tmp_path / "runs", tmp_path / "cache"
+
+    # Call 1: the first stage's time budget stops it after one of its two epochs.
+    assert _run(recipe, runs, cache) == 0
+    record = json.loads((runs / "first" / "record.json").read_text())
+    assert (record["epochs_run"], record["finished"], record["stopped_by"]) == (1, False, "time budget")
+    assert not (runs / "second").exists()
+    capsys.readouterr()
+    assert _run(recipe, runs, cache, "--status") == 0
+    assert "first: 64 px, 2 epochs" in capsys.readouterr().out
+    assert "stopped after 1 of 2 epochs" in _status(recipe, runs, capsys)
+
+    # Call 2 resumes it: epoch 2 only, and the stage is finished.
+    assert _run(recipe, runs, cache) == 0
+    rows = (runs / "first" / "history.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[-1].startswith("1,")
+    assert json.loads((runs / "first" / "record.json").read_text())["finished"] is True
+    assert not (runs / "models").exists()
+
+    # Call 3: the second stage starts from the first's best model, then everything is published.
+    assert _run(recipe, runs, cache) == 0
+    second = json.loads((runs / "second" / "config.json").read_text())
+    assert second["init"] == str(runs / "first" / "best.keras")
+    manifest = json.loads((runs / "models" / "manifest.json").read_text())
+    trained = manifest["models"]["body_part"]["trained_with"]
+    assert [stage["epochs_run"] for stage in trained["stages"]] == [2, 1]
+    diagnosis = Diagnoser(runs / "models").diagnose(sorted((DATA_DIR / "images" / "fracatlas").glob("*.jpg"))[0])
+    assert diagnosis.part_probabilities  # the published model loads in the app and runs
+
+    # Call 4 has nothing left to do, and says so.
+    capsys.readouterr()
+    published = (runs / "models" / "manifest.json").read_bytes()
+    assert _run(recipe, runs, cache) == 0
+    assert "every stage is finished; its model is published" in capsys.readouterr().out
+    assert (runs / "models" / "manifest.json").read_bytes() == published
+
+    # A recipe changed under a trained stage is refused rather than mixing two stages' settings.
+    changed = _recipe(tmp_path, TINY_STAGES.replace("learning_rate = 1e-3", "learning_rate = 5e-4"))
+    assert _run(changed, runs, cache) == 2
+    error = capsys.readouterr().err.strip()
+    assert "stage first" in error and "learning_rate" in error and "delete that folder" in error
+
+
+def _status(recipe: Path, runs: Path, capsys) -> str:
+    assert train_main(["recipe", str(recipe), "--runs-dir", str(runs), "--status"]) == 0
+    return capsys.readouterr().out

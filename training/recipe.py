@@ -1,0 +1,233 @@
+"""A model recipe: training stages run one at a time, each resumable, each within a time slot.
+
+A recipe (TOML) lists stages in order; each stage is one `bonefrac-train all` run in its own
+folder under --runs-dir, starting from the weights of an earlier stage. `bonefrac-train recipe`
+runs the first unfinished stage (resuming it when its time budget stopped it) and, when the
+last stage is finished, publishes its model. So a recipe longer than one sitting is rebuilt by
+running the same command again until it says every stage is done.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+SHIPPED_RECIPE = RECIPES_DIR / "shipped.toml"
+# One stage must fit a working session with room to spare (measured epochs vary with load).
+MAX_STAGE_MINUTES = 150.0
+# Settings that make a stage what it is: a run folder made with other values is another stage.
+# (epochs may be lowered when the finished stage is published; the budget may change freely.)
+PRECISIONS = ("float32", "bfloat16", "auto")
+IDENTITY_KEYS = ("input_size", "learning_rate", "batch_size", "patience", "precision", "sources", "init")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    input_size: int
+    epochs: int
+    learning_rate: float
+    max_minutes: float
+    init: str = "none"  # none | imagenet | an earlier stage's name | a model file
+    patience: int = 5
+    batch_size: int = 32
+    precision: str = "float32"
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageState:
+    stage: Stage
+    run_dir: Path
+    started: bool
+    finished: bool
+    epochs_run: int
+
+
+def load_recipe(path: Path) -> list[Stage]:
+    """The recipe's stages, checked: a mistake is found before hours of training, not after."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"no recipe file {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"recipe {path} is not valid TOML: {error}") from None
+    defaults = raw.get("defaults", {})
+    tables = raw.get("stage", [])
+    if not isinstance(tables, list) or not tables:
+        raise ValueError(f"recipe {path} has no [[stage]] tables")
+    known = {f.name for f in fields(Stage)}
+    stages: list[Stage] = []
+    for number, table in enumerate(tables, start=1):
+        values = {**defaults, **table}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"recipe {path}, stage {number}: unknown setting {', '.join(unknown)}")
+        try:
+            stage = Stage(**{**values, "sources": tuple(values.get("sources", ()))})
+        except TypeError as error:  # a required setting missing
+            raise ValueError(f"recipe {path}, stage {number}: {error}".replace("__init__() ", "")) from None
+        _check_stage(path, number, stage, [s.name for s in stages])
+        stages.append(stage)
+    return stages
+
+
+def _check_stage(path: Path, number: int, stage: Stage, earlier: list[str]) -> None:
+    where = f"recipe {path}, stage {number} ({stage.name})"
+    if stage.name in earlier:
+        raise ValueError(f"{where}: the name is used by an earlier stage")
+    if not 0 < stage.max_minutes <= MAX_STAGE_MINUTES:
+        raise ValueError(f"{where}: max_minutes must be above 0 and at most {MAX_STAGE_MINUTES:.0f}")
+    if stage.epochs < 1 or stage.input_size < 32 or stage.learning_rate <= 0:
+        raise ValueError(f"{where}: epochs >= 1, input_size >= 32 and learning_rate > 0 are needed")
+    if stage.precision not in PRECISIONS:
+        raise ValueError(f"{where}: precision must be one of {', '.join(PRECISIONS)}")
+    later_stage = stage.init not in ("none", "imagenet") and "/" not in stage.init and "." not in stage.init
+    if later_stage and stage.init not in earlier:
+        raise ValueError(f"{where}: init '{stage.init}' is no earlier stage (nor none, imagenet or a file)")
+
+
+def stage_states(stages: list[Stage], runs_dir: Path) -> list[StageState]:
+    states = []
+    for stage in stages:
+        run_dir = runs_dir / stage.name
+        record = _read_json(run_dir / "record.json")
+        config = _read_json(run_dir / "config.json")
+        if config is not None:
+            _check_same_settings(stage, run_dir, config, stages, runs_dir)
+        states.append(
+            StageState(
+                stage=stage,
+                run_dir=run_dir,
+                started=config is not None,
+                finished=bool(record and record.get("finished") and (run_dir / "best.keras").is_file()),
+                epochs_run=int(record.get("epochs_run", 0)) if record else 0,
+            )
+        )
+    return states
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {path} ({error}): delete that stage's folder to run it again") from None
+
+
+def _check_same_settings(
+    stage: Stage, run_dir: Path, config: dict[str, Any], stages: list[Stage], runs_dir: Path
+) -> None:
+    """A stage folder trained with other settings must not be taken for this stage."""
+    expected = stage_config(stage, stages, runs_dir)
+    for key in IDENTITY_KEYS:
+        found = config.get(key)
+        found = tuple(found) if isinstance(found, list) else found
+        if key == "precision" and stage.precision == "auto":
+            continue  # either, depending on the CPU it ran on
+        if found != expected[key]:
+            raise ValueError(
+                f"stage {stage.name} in {run_dir} was trained with {key} {found!r}, the recipe says "
+                f"{expected[key]!r}: delete that folder to train the stage again"
+            )
+
+
+def stage_config(stage: Stage, stages: list[Stage], runs_dir: Path) -> dict[str, Any]:
+    """The stage's settings as TrainConfig will record them."""
+    names = [s.name for s in stages]
+    init = str(runs_dir / stage.init / "best.keras") if stage.init in names else stage.init
+    return {
+        "input_size": stage.input_size,
+        "learning_rate": stage.learning_rate,
+        "batch_size": stage.batch_size,
+        "patience": stage.patience,
+        "precision": {"bfloat16": "mixed_bfloat16"}.get(stage.precision, stage.precision),  # the Keras policy
+        "sources": tuple(sorted(stage.sources)),
+        "init": init,
+    }
+
+
+def stage_arguments(stage: Stage, stages: list[Stage], runs_dir: Path, epochs: int) -> list[str]:
+    """The `bonefrac-train all` arguments that run the stage (without data, publishing options)."""
+    config = stage_config(stage, stages, runs_dir)
+    arguments = [
+        "all",
+        "--input-size", str(stage.input_size),
+        "--epochs", str(epochs),
+        "--learning-rate", repr(stage.learning_rate),
+        "--patience", str(stage.patience),
+        "--batch-size", str(stage.batch_size),
+        "--max-minutes", repr(stage.max_minutes),
+        "--precision", stage.precision,
+        "--init", config["init"],
+        "--run-dir", str(runs_dir / stage.name),
+    ]  # fmt: skip
+    if stage.sources:
+        arguments += ["--sources", ",".join(stage.sources)]
+    return arguments
+
+
+def status_lines(states: list[StageState]) -> list[str]:
+    lines = []
+    for number, state in enumerate(states, start=1):
+        stage = state.stage
+        if state.finished:
+            word = f"finished ({state.epochs_run} epochs)"
+        elif state.started:
+            word = f"stopped after {state.epochs_run} of {stage.epochs} epochs: the next run resumes it"
+        else:
+            word = "not started"
+        lines.append(
+            f"stage {number} {stage.name}: {stage.input_size} px, {stage.epochs} epochs, lr {stage.learning_rate:g}, "
+            f"from {stage.init}, up to {stage.max_minutes:.0f} min: {word}"
+        )
+    return lines
+
+
+def run_next_stage(
+    stages: list[Stage],
+    runs_dir: Path,
+    models_dir: Path,
+    common: list[str],
+    train: Callable[[list[str]], int],
+) -> int:
+    """Run (or resume) the first unfinished stage; publish when the last one is finished."""
+    states = stage_states(stages, runs_dir)
+    pending = [state for state in states if not state.finished]
+    if pending:
+        state = pending[0]
+        if state.stage.init in [s.name for s in stages]:
+            print(f"stage {state.stage.name} starts from stage {state.stage.init}'s model")
+        print(("resuming" if state.started else "running") + f" stage {state.stage.name}")
+        status = train([*stage_arguments(state.stage, stages, runs_dir, state.stage.epochs), *common, "--no-publish"])
+        if status != 0:
+            return status
+        states = stage_states(stages, runs_dir)
+        if not states[-1].finished:
+            left = [s.stage.name for s in states if not s.finished]
+            print(f"stages still to run: {', '.join(left)}: run the same command again")
+            return 0
+    last = states[-1]
+    if (models_dir / "manifest.json").is_file() and _published_from(models_dir, last.run_dir):
+        print(f"every stage is finished; its model is published in {models_dir}")
+        return 0
+    # Published with the epochs the stage ran, so that nothing trains again (an early-stopped
+    # stage asked for more epochs than it ran).
+    print(f"every stage is finished: publishing stage {last.stage.name}'s model into {models_dir}")
+    return train(
+        [*stage_arguments(last.stage, stages, runs_dir, last.epochs_run), *common, "--models-dir", str(models_dir)]
+    )
+
+
+def _published_from(models_dir: Path, run_dir: Path) -> bool:
+    """The manifest in models_dir was published from this run (same settings, same stages and times)."""
+    manifest = _read_json(models_dir / "manifest.json") or {}
+    record = _read_json(run_dir / "record.json") or {}
+    published = manifest.get("models", {}).get("body_part", {}).get("trained_with", {})
+    return bool(record) and all(published.get(key) == record.get(key) for key in ("config", "stages"))
