@@ -287,6 +287,24 @@ def test_one_study_per_image_is_a_remembered_switch_and_keeps_dicom_studies(wind
     assert sorted(len(row.study.files) for row in worklist.rows.values()) == [2, 2]
     written = len(window.history.rows(limit=100_000))
     assert written == history_before + 4
+    # A click leaves the keyboard on what was clicked (CustomTkinter focuses it): Down and Enter
+    # still walk and open the list.
+    table = worklist.table
+    table.selection_set(table.get_children()[0])
+    table.focus(table.get_children()[0])  # the row the keys move from
+    worklist.focus_force()  # the window has the keyboard, as after the user's click on it
+    worklist.update()
+    worklist.predict_button.event_generate("<Button-1>", x=4, y=4)
+    worklist.update()
+    focused = worklist.focus_get()
+    assert focused is not None and str(focused) != str(table)
+    focused.event_generate("<Down>")
+    worklist.update()
+    assert table.selection()[0] == table.get_children()[1]
+    # Headings stay readable with their sort arrow.
+    heading = tkinter.font.nametofont("TkHeadingFont").measure
+    for column in table["columns"]:
+        assert table.column(column, "width") >= heading(table.heading(column, "text")), column
 
     # One study per image: each export its own row, with its own verdict at once; DICOM stays by UID.
     worklist.per_image_switch.toggle()  # as a click does: it calls the switch's command
@@ -340,6 +358,9 @@ def test_a_predicted_study_opens_in_full_in_front_without_a_second_history_entry
     assert all(view.diagnosis.heatmap is not None and view.stored is not None for view in window.views)
     assert window.study is row.result
     assert "views of different parts: hand, shoulder" in window.study_label.cget("text")
+    # It opens at the view its verdict is about, the most suspicious one.
+    assert window.current_view.diagnosis.part == row.result.part
+    assert window.verdict_label.cget("text") == VERDICT_LABELS[row.result.verdict]
     assert window.report_button.cget("state") == "normal" and window.dicom_button.cget("state") == "normal"
     window.heatmap_switch.select()
     window.render_image()

@@ -17,7 +17,7 @@ from app.words import VERDICT_LABELS
 
 COLUMNS = ("time", "file_name", "part", "verdict", "probability", "model_version", "note")
 HEADINGS = ("Date (local time)", "File", "Body part", "Verdict", "Fracture probability", "Model", "Note")
-_MAX_WIDTH = {"file_name": 260, "part": 160, "note": 280}  # long names and notes are cut, never the dates or versions
+_MAX_WIDTH = {"file_name": 260, "part": 260, "note": 280}  # long names and notes are cut, never the dates or versions
 _STYLE = "History.Treeview"
 
 

@@ -18,7 +18,7 @@ class HeatmapLegend(ctk.CTkFrame):
 
     def __init__(self, master: tkinter.Misc) -> None:
         super().__init__(master, fg_color="transparent")
-        low, high, text = heatmap_legend("")
+        low, high, _text = heatmap_legend("")
         self.scale = ctk.CTkFrame(self, fg_color="transparent")  # low, ramp, high: hidden while off
         self.low_label = ctk.CTkLabel(self.scale, text=low)
         self.low_label.pack(side="left", padx=(0, 4))
@@ -29,9 +29,8 @@ class HeatmapLegend(ctk.CTkFrame):
             self.ramp.create_line(x, 0, x, 12, fill=f"#{red:02x}{green:02x}{blue:02x}")
         self.ramp.pack(side="left")
         self.high_label = ctk.CTkLabel(self.scale, text=high)
-        self.high_label.pack(side="left", padx=(4, 12))
-        self.scale.pack(side="left")
-        self.text_label = ctk.CTkLabel(self, text=text, anchor="w")
+        self.high_label.pack(side="left", padx=(4, 12))  # the scale is packed by `describe`
+        self.text_label = ctk.CTkLabel(self, text="", anchor="w")  # empty until an image is shown
         self.text_label.pack(side="left", fill="x", expand=True)
 
     def describe(self, kind: str) -> None:

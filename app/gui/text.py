@@ -21,7 +21,8 @@ HOW_TO = """How to use
 4. Adjust the view (it never changes what the models read): drag with the right mouse button for brightness and
    contrast, I inverts, R rotates, H flips, Escape or 0 resets; the wheel or - / + zoom, Ctrl+0 fits.
 5. Save a screenshot of the window (Ctrl+S), a PDF/PNG report (Ctrl+R) or a DICOM result for PACS (Save as DICOM);
-   every result is kept in History (Ctrl+H). Open folder lists a folder's studies in a worklist to predict them all.
+   every result is kept in History (Ctrl+H). Open folder lists a folder's studies in a worklist to predict them all
+   (Ctrl+L returns to it from here).
 """
 
 LIMITATIONS = """Limitations

@@ -35,7 +35,7 @@ from app.gui.text import (
     study_text,
 )
 from app.gui.viewer import XRayViewer
-from app.gui.worklist import WorklistWindow
+from app.gui.worklist import VERDICT_RANK, WorklistWindow
 from app.history import History, HistoryRow, default_history_path
 from app.words import VERDICT_LABELS, confidence_text, heatmap_hint, outlines_text, skill_text, threshold_text
 from app.xray import XRay, read_xray
@@ -70,6 +70,16 @@ class ViewState:
     diagnosis: Diagnosis | None = None
     stored: HistoryRow | None = None  # the result kept in the history, when reopened from there
     history_id: int | None = None  # the history row that holds this view's note
+
+
+def most_suspicious(views: list[ViewState]) -> int:
+    """The index of the view with the most suspicious verdict (then the highest probability);
+    0 when none has a result."""
+    ranks = [
+        (VERDICT_RANK[v.diagnosis.verdict], v.diagnosis.fracture_probability or 0.0) if v.diagnosis else (-1, 0.0)
+        for v in views
+    ]
+    return max(range(len(views)), key=lambda index: (ranks[index], -index))
 
 
 @dataclass(frozen=True)
@@ -400,7 +410,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
                 view.diagnosis = result
         # The study verdict only with every one of its views on screen, each with its result.
         complete = all(view.diagnosis is not None for view in views) and len(views) == len(known.results)
-        self.views, self.current = views, 0
+        # A study with its results opens at its most suspicious view: the one its verdict is about.
+        self.views, self.current = views, most_suspicious(views)
         self.study = known.study if complete and len(views) > 1 else None
         # The note belongs to the study on screen: a new study starts with its own (or none).
         self.saved_note = next((v.stored.note for v in views if v.stored), "")

@@ -13,6 +13,7 @@ opening a predicted study shows its whole result without predicting again, and r
 
 from __future__ import annotations
 
+import tkinter
 from dataclasses import dataclass, field
 from pathlib import Path
 from tkinter import font as tkfont
@@ -25,7 +26,7 @@ from app.diagnosis.value import Diagnosis, StudyDiagnosis, Verdict
 from app.gui.dialogs import add_close_button, place_over
 from app.gui.table_style import style_table
 from app.gui.tasks import BackgroundTasks
-from app.words import VERDICT_LABELS, mixed_study_words
+from app.words import VERDICT_LABELS
 from app.xray.folders import Study, find_xrays, group_studies
 
 if TYPE_CHECKING:
@@ -33,12 +34,14 @@ if TYPE_CHECKING:
 
 COLUMNS = ("study", "files", "part", "verdict", "probability", "problems")
 HEADINGS = ("Study", "Files", "Body part", "Study verdict", "Fracture probability", "Problems")
-_WIDTHS = {"study": 300, "files": 60, "part": 110, "verdict": 120, "probability": 175, "problems": 320}  # at least
+_WIDTHS = {"study": 200, "files": 60, "part": 110, "verdict": 120, "probability": 175, "problems": 320}  # at least
 _STYLE = "Worklist.Treeview"
 CHUNK_FILES = 8  # files per trip to the worker: small enough that Cancel answers within seconds
 # Most suspicious first: a fracture, then uncertain, normal, refused, and what is not predicted.
-_VERDICT_RANK = {Verdict.FRACTURED: 3, Verdict.UNCERTAIN: 2, Verdict.NORMAL: 1, Verdict.UNSUPPORTED: 0}
+VERDICT_RANK = {Verdict.FRACTURED: 3, Verdict.UNCERTAIN: 2, Verdict.NORMAL: 1, Verdict.UNSUPPORTED: 0}
 _DESCENDING_FIRST = ("verdict", "probability", "files", "problems")  # a first click puts the most on top
+_LIST_KEYS = ("Up", "Down", "Prior", "Next", "Home", "End", "Return", "KP_Enter")
+_SORT_ARROW = {True: " ▼", False: " ▲"}
 
 
 @dataclass
@@ -77,8 +80,8 @@ class StudyRow:
             problems.append(f"{self.errors[0]}{more}")
         if self.result is not None and self.result.unsupported_reason:
             problems.append(f"not supported: {self.result.unsupported_reason}")
-        elif self.result is not None and self.result.mixed_parts:
-            problems.append(mixed_study_words(self.result))
+        elif self.result is not None and self.result.mixed_parts:  # the parts are in their column
+            problems.append(f"verdict from the {self.result.part} views, the most suspicious part")
         return "; ".join(problems)
 
 
@@ -88,7 +91,7 @@ def sort_key(column: str):
         "study": lambda row: row.study.label.lower(),
         "files": lambda row: len(row.study.files),
         "part": lambda row: row.values()[2].lower(),
-        "verdict": lambda row: (_VERDICT_RANK.get(row.result.verdict, -1) if row.result else -1, row.probability or 0),
+        "verdict": lambda row: (VERDICT_RANK.get(row.result.verdict, -1) if row.result else -1, row.probability or 0),
         "probability": lambda row: -1.0 if row.probability is None else row.probability,
         "problems": lambda row: len(row.errors),
     }
@@ -181,6 +184,8 @@ class WorklistWindow(ctk.CTkToplevel):
         self.table.bind("<KP_Enter>", lambda _event: self.open_selected())
         self.table.bind("<Double-1>", lambda _event: self.open_selected())
         self.table.bind("<<TreeviewSelect>>", lambda _event: self._say_problems())
+        for key in _LIST_KEYS:  # on the window: whatever was clicked last, the keys walk the list
+            self.bind(f"<{key}>", self._key_to_list, add=True)
         self.predict_button = ctk.CTkButton(bar, text="Predict all", width=110, command=self.predict_all)
         self.cancel_button = ctk.CTkButton(bar, text="Cancel", width=90, command=self.cancel, state="disabled")
         self.open_button = ctk.CTkButton(bar, text="Open study", width=100, command=self.open_selected)
@@ -204,6 +209,14 @@ class WorklistWindow(ctk.CTkToplevel):
 
     def set_status(self, text: str) -> None:
         self.status_label.configure(text=text)
+
+    def _key_to_list(self, event: tkinter.Event) -> None:
+        """A list key pressed while another widget of this window has the focus (CustomTkinter
+        focuses whatever is clicked, e.g. Predict all) goes to the list, as if it had the focus."""
+        if event.widget is self.table or str(event.widget) == str(self.table):
+            return  # the list's own bindings answered it
+        self.table.focus_set()
+        self.table.event_generate(f"<{event.keysym}>")
 
     def bring_to_front(self) -> None:
         if not self.winfo_exists():
@@ -291,8 +304,19 @@ class WorklistWindow(ctk.CTkToplevel):
         measure = tkfont.nametofont("TkDefaultFont").measure
         shown = [row.values() for row in self.rows.values()]
         for index, column in enumerate(COLUMNS):
-            widest = max([_WIDTHS[column] - 20, *(measure(values[index]) for values in shown)]) + 20
+            heading = tkfont.nametofont("TkHeadingFont").measure(HEADINGS[index] + _SORT_ARROW[True])  # arrow too
+            widest = max([_WIDTHS[column] - 20, heading, *(measure(values[index]) for values in shown)]) + 20
             self.table.column(column, width=widest, minwidth=widest)
+        self._widen_to_columns()
+
+    def _widen_to_columns(self) -> None:
+        """Grow the window (never shrink it) towards the columns' width, within the screen, so the
+        whole row is seen without scrolling where the screen allows."""
+        needed = sum(int(self.table.column(column, "width")) for column in COLUMNS) + 60  # scrollbar, margins
+        width = min(needed, self.winfo_screenwidth() - 40)
+        if width > self.winfo_width() > 1:
+            left = max(0, min(self.winfo_x(), self.winfo_screenwidth() - width))
+            self.geometry(f"{width}x{self.winfo_height()}+{left}+{self.winfo_y()}")
 
     def sort_by(self, column: str, descending: bool | None = None) -> None:
         """Heading click: sort by that column; a second click on it turns the order round."""
@@ -303,9 +327,9 @@ class WorklistWindow(ctk.CTkToplevel):
         for index, item in enumerate(ordered):
             self.table.move(item, "", index)
         self.sorted_by = (column, descending)
-        arrow = " ▼" if descending else " ▲"
         for name, heading in zip(COLUMNS, HEADINGS):
-            self.table.heading(name, text=heading + (arrow if name == column else ""))
+            self.table.heading(name, text=heading + (_SORT_ARROW[descending] if name == column else ""))
+        self._fit_columns()
 
     def _say_problems(self) -> None:
         """The selected row's problems in full in the status line (the column cuts long ones)."""
