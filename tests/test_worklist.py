@@ -233,13 +233,26 @@ def press_enter_on(worklist, row) -> None:
 
 @pytest.fixture
 def exports(routed_paths, tmp_path) -> Path:
-    """A folder of unrelated exports: a hand and a shoulder X-ray, each confidently its part."""
+    """A folder of unrelated exports: X-rays of two parts (the first two whose fracture models give
+    verdicts), each confidently its part, one JPEG and one PNG."""
+    if len(routed_paths) < 2:
+        pytest.fail(f"a mixed folder needs two parts with verdicts; the models give them for {list(routed_paths)}")
+    first, second = list(routed_paths)[:2]
     folder = tmp_path / "exports"
     folder.mkdir()
-    shutil.copy(routed_paths["hand"][0], folder / "a_hand.jpg")
-    with Image.open(routed_paths["shoulder"][0]) as image:
-        image.save(folder / "b_shoulder.png")
+    shutil.copy(routed_paths[first][0], folder / f"a_{first}.jpg")
+    with Image.open(routed_paths[second][0]) as image:
+        image.save(folder / f"b_{second}.png")
     return folder
+
+
+def export_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.is_file())
+
+
+def export_parts(folder: Path) -> list[str]:
+    """The parts the exports were chosen as (their names say), sorted."""
+    return sorted(path.stem.split("_", 1)[1] for path in export_files(folder))
 
 
 def test_a_folder_of_different_parts_is_as_suspicious_as_its_worst_view(window, exports):
@@ -251,7 +264,7 @@ def test_a_folder_of_different_parts_is_as_suspicious_as_its_worst_view(window, 
     (row,) = worklist.rows.values()
     views = [window.diagnoser.diagnose(path, with_heatmap=False) for path in row.study.files]
     minimum = window.diagnoser.part_entry.min_confidence
-    assert {view.part for view in views} == {"hand", "shoulder"}
+    assert sorted(view.part for view in views) == export_parts(exports)
     assert all(view.part_confidence >= minimum and view.supported for view in views)
     # Their mean part is unclear, yet the row neither hides them as "Not supported" nor names one part.
     suspicion = {"fractured": 2, "uncertain": 1, "normal": 0}
@@ -259,7 +272,8 @@ def test_a_folder_of_different_parts_is_as_suspicious_as_its_worst_view(window, 
     assert row.result.verdict is worst.verdict and row.result.part == worst.part
     assert row.probability == pytest.approx(worst.fracture_probability, abs=1e-5)
     part, verdict, probability, problems = (row.values()[i] for i in (2, 3, 4, 5))
-    assert part == "Mixed: hand, shoulder" and verdict == VERDICT_LABELS[worst.verdict] != "Not supported"
+    assert part == f"Mixed: {', '.join(export_parts(exports))}"
+    assert verdict == VERDICT_LABELS[worst.verdict] != "Not supported"
     assert probability == f"{worst.fracture_probability:.2f}"
     assert f"verdict from the {worst.part} views" in problems
     # The Problems column is as wide as what it says: nothing cut.
@@ -275,11 +289,9 @@ def test_one_study_per_image_is_a_remembered_switch_and_keeps_dicom_studies(wind
 
     window.settings.one_study_per_image = False
     uid = generate_uid()
+    singles = [(path,) for path in export_files(exports)]
     (exports / "dicom").mkdir()
-    dicoms = [
-        dicom_from(exports / "a_hand.jpg", exports / "dicom" / "IM1", uid),
-        dicom_from(exports / "b_shoulder.png", exports / "dicom" / "IM2", uid),
-    ]
+    dicoms = [dicom_from(path, exports / "dicom" / f"IM{n}", uid) for n, (path,) in enumerate(singles)]
     history_before = len(window.history.rows(limit=100_000))
     worklist = open_by_drop(window, exports)
     worklist.predict_button.invoke()
@@ -310,10 +322,8 @@ def test_one_study_per_image_is_a_remembered_switch_and_keeps_dicom_studies(wind
     worklist.per_image_switch.toggle()  # as a click does: it calls the switch's command
     wait_for(window, lambda: worklist.grouped)
     rows = rows_by_files(worklist)
-    assert sorted(rows, key=str) == sorted(
-        [(exports / "a_hand.jpg",), (exports / "b_shoulder.png",), tuple(dicoms)], key=str
-    )
-    for files in [(exports / "a_hand.jpg",), (exports / "b_shoulder.png",)]:
+    assert sorted(rows, key=str) == sorted([*singles, tuple(dicoms)], key=str)
+    for files in singles:
         row = rows[files]
         assert row.predicted and row.result is not None and not row.result.mixed_parts
         alone = window.diagnoser.diagnose(files[0], with_heatmap=False)
@@ -357,7 +367,7 @@ def test_a_predicted_study_opens_in_full_in_front_without_a_second_history_entry
     assert [view.diagnosis for view in window.views] == [row.diagnoses[path] for path in row.study.files]
     assert all(view.diagnosis.heatmap is not None and view.stored is not None for view in window.views)
     assert window.study is row.result
-    assert "views of different parts: hand, shoulder" in window.study_label.cget("text")
+    assert f"views of different parts: {', '.join(export_parts(exports))}" in window.study_label.cget("text")
     # It opens at the view its verdict is about, the most suspicious one.
     assert window.current_view.diagnosis.part == row.result.part
     assert window.verdict_label.cget("text") == VERDICT_LABELS[row.result.verdict]
