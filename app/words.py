@@ -145,6 +145,18 @@ def mixed_study_words(study: StudyDiagnosis) -> str:
     return f"views of different body parts ({parts}): verdict from the {study.part} views, the most suspicious"
 
 
+def study_views_text(study: StudyDiagnosis) -> str:
+    """Which views a study of one part takes its verdict from, when not all of them: those whose
+    body part is clear ("" when all, when none has a verdict, and for views of several parts,
+    which `mixed_study_words` words)."""
+    if study.unsupported_reason is not None or study.mixed_parts:
+        return ""
+    used = sum(view.supported and view.part == study.part for view in study.views)
+    if used == len(study.views):
+        return ""
+    return f"verdict from {used} of its {len(study.views)} views; the others have none of their own"
+
+
 def study_part_text(study: StudyDiagnosis) -> str:
     """The body part of a study as a table cell: its part, or "mixed (elbow, hand)"."""
     return f"mixed ({', '.join(study.mixed_parts)})" if study.mixed_parts else study.part

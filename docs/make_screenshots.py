@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO))
 OUT = REPO / "docs" / "screenshots"
 DATA = REPO.parent / "shared" / "data" / "xray"
 
+from app.gui.screenshot import save_window_screenshot  # noqa: E402
 from app.gui.window import BoneFracWindow  # noqa: E402
 
 
@@ -76,12 +77,16 @@ def main() -> None:
         clinic = folder / ("clinic A" if index % 2 else "clinic B") / f"patient {index + 1}"
         clinic.mkdir(parents=True)
         shutil.copy(val_image(part, fractured), clinic / f"view{index + 1}.jpg")
+    exports = folder / "exports"  # unrelated exports of different parts: one "Mixed" study
+    exports.mkdir()
+    for part, fractured in [("hand", "1"), ("elbow", "0")]:
+        shutil.copy(val_image(part, fractured), exports / f"{part}.jpg")
     window.open_folder(folder)
     worklist = window.worklist
     settle(window, lambda: worklist.grouped)
     worklist.predict_all()
     settle(window, lambda: not worklist.running)
-    window.save_screenshot(OUT / "8-worklist.png")
+    save_window_screenshot(worklist, OUT / "8-worklist.png")  # the list itself, as wide as its columns
     worklist.destroy()
 
     window.show_history()  # it opens over the main window by itself

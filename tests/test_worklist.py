@@ -284,6 +284,39 @@ def test_a_folder_of_different_parts_is_as_suspicious_as_its_worst_view(window, 
     worklist.destroy()
 
 
+def test_a_view_the_model_cannot_place_does_not_hide_a_clear_one(window, data_rows, routed_paths, tmp_path):
+    """A clear view beside one whose body part is unclear: the study's verdict is the clear
+    view's, and the row says how many views gave it (the mean part would be unclear)."""
+    from tests.conftest import DATA_DIR
+
+    diagnoser, minimum = window.diagnoser, window.diagnoser.part_entry.min_confidence
+    part = next(iter(routed_paths))
+    clear = diagnoser.diagnose(routed_paths[part][0], with_heatmap=False)
+    unclear_path = None
+    for row in data_rows[:400]:  # the first validation X-ray the part model cannot place
+        path = DATA_DIR / row["path"]
+        if row["split"] == "val" and path.suffix == ".jpg":
+            view = diagnoser.diagnose(path, with_heatmap=False)
+            if view.part_confidence < minimum and not view.out_of_scope:
+                unclear_path = path
+                break
+    assert unclear_path is not None, "no validation X-ray with an unclear body part among the first 400"
+    folder = tmp_path / "two"
+    folder.mkdir()
+    shutil.copy(routed_paths[part][0], folder / "a_clear.jpg")
+    shutil.copy(unclear_path, folder / "b_unclear.jpg")
+    window.settings.one_study_per_image = False
+    worklist = open_by_drop(window, folder)
+    worklist.predict_button.invoke()
+    wait_for(window, lambda: not worklist.running)
+    (row,) = worklist.rows.values()
+    assert row.result.verdict is clear.verdict and row.result.part == part and not row.result.mixed_parts
+    assert row.probability == pytest.approx(clear.fracture_probability, abs=1e-5)
+    assert row.values()[3] == VERDICT_LABELS[clear.verdict] != "Not supported"
+    assert row.values()[5] == "verdict from 1 of its 2 views; the others have none of their own"
+    worklist.destroy()
+
+
 def test_one_study_per_image_is_a_remembered_switch_and_keeps_dicom_studies(window, exports, tmp_path):
     from app.gui.settings import SETTINGS_NAME, Settings
 

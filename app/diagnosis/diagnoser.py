@@ -3,7 +3,7 @@
     diagnose(source) -> Diagnosis             one file or XRay; raises what kept it from a diagnosis
     diagnose_many(sources) -> Iterator[Outcome]   many, in order, batched; a bad file is an Outcome
     aggregate_study(diagnoses) -> StudyDiagnosis  views of one study -> one study verdict
-                                                  (a mixed study: the verdict of its worst part)
+                                                  (views of several parts: the worst part's)
 
 Models named in the manifest are loaded once. Every distinct model file runs once per
 image and input size; when the body-part model and the fracture models share one trunk
@@ -278,8 +278,9 @@ class Diagnoser:
 
     def aggregate_study(self, views: Sequence[Diagnosis]) -> StudyDiagnosis:
         """Study part from the mean part probabilities; study fracture probability is the
-        mean of that part's fracture head over all views. Views confidently of different body
-        parts make a mixed study instead (see `_mixed_study`)."""
+        mean of that part's fracture head over all views. When some views' part is clear and
+        others' is not, or views are clearly of different parts, the verdict comes from the
+        clear views instead (see `_study_of_clear_views`)."""
         if not views:
             raise ValueError("a study needs at least one image")
         # Views refused before the model (a photograph, a blank image) are not part of the study;
@@ -288,8 +289,8 @@ class Diagnoser:
         refused = None if in_scope else "none of the images is a radiograph the models can read"
         views = in_scope or list(views)
         by_part = self._confident_parts(views) if refused is None else {}
-        if len(by_part) > 1:
-            return self._mixed_study(views, by_part)
+        if by_part and (len(by_part) > 1 or sum(map(len, by_part.values())) < len(views)):
+            return self._study_of_clear_views(views, by_part)
         mean_parts, mean_heads = _means(views)
         return StudyDiagnosis(
             views=tuple(views),
@@ -308,16 +309,22 @@ class Diagnoser:
                 by_part.setdefault(view.part, []).append(view)
         return by_part
 
-    def _mixed_study(self, views: Sequence[Diagnosis], by_part: dict[str, list[Diagnosis]]) -> StudyDiagnosis:
-        """Views confidently of different parts (a folder of unrelated exports) are not views of
-        one thing, so their mean part is meaningless and would hide them all as "unclear". A
-        clinician reads such a study as suspicious as its most suspicious part: each part's views
-        are a study of that part (mean over its views, its model's thresholds), and the verdict
-        is the worst of them (fractured, then uncertain, then normal; then the higher probability)."""
+    def _study_of_clear_views(self, views: Sequence[Diagnosis], by_part: dict[str, list[Diagnosis]]) -> StudyDiagnosis:
+        """The verdict from the views whose body part is clear. Views confidently of different
+        parts (a folder of unrelated exports) are not views of one thing: their mean part is
+        meaningless and would hide them all as "unclear", as would one view the model cannot
+        place beside a clear one. A clinician reads such a study as suspicious as its most
+        suspicious part: each part's clear views are a study of that part (mean over them, its
+        model's thresholds), and the verdict is the worst of them (fractured, then uncertain,
+        then normal; then the higher probability). Views whose part is unclear give no verdict
+        of their own (each says why) and do not dilute the others."""
         routes = {part: self._route(*_means(group)) for part, group in by_part.items()}
         with_verdict = [part for part, route in routes.items() if route.unsupported_reason is None]
         if with_verdict:
             part = max(with_verdict, key=lambda p: (_SUSPICION[routes[p].verdict], routes[p].fracture_probability))
+            route = routes[part]
+        elif len(by_part) == 1:  # one clear part without a verdict (e.g. withheld): its own reason
+            part = next(iter(by_part))
             route = routes[part]
         else:  # e.g. an elbow whose verdicts are withheld beside a knee: no verdict to give
             part = max(by_part, key=lambda p: len(by_part[p]))
@@ -330,11 +337,11 @@ class Diagnoser:
             part_probabilities=_means(by_part[part])[0],  # of the views that gave the verdict
             **route._asdict(),
             model_version=self.model_version,
-            mixed_parts=tuple(sorted(by_part)),
+            mixed_parts=tuple(sorted(by_part)) if len(by_part) > 1 else (),
         )
 
 
-# How suspicious a verdict is, for choosing a mixed study's verdict.
+# How suspicious a verdict is, for choosing the verdict of a study of several parts.
 _SUSPICION = {Verdict.FRACTURED: 2, Verdict.UNCERTAIN: 1, Verdict.NORMAL: 0}
 
 

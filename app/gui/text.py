@@ -9,7 +9,7 @@ from app.diagnosis.manifest import ModelManifest
 from app.diagnosis.model_card import fracture_model_summary, part_model_summary, training_data_summary
 from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis
 from app.history import HistoryRow, local_time
-from app.words import VERDICT_LABELS, confidence_text
+from app.words import VERDICT_LABELS, confidence_text, study_views_text
 
 HOW_TO = """How to use
 1. Open X-rays (Ctrl+O), or drop files on the window. Several files are one study: click a thumbnail to switch views.
@@ -89,9 +89,9 @@ def study_text(study: StudyDiagnosis) -> str:
             f"Study ({len(study.views)} views of different parts: {parts}): {verdict}, "
             f"from its {study.part} views (probability {study.fracture_probability:.2f})"
         )
-    return (
-        f"Study ({len(study.views)} views, {study.part}): {verdict}, mean probability {study.fracture_probability:.2f}"
-    )
+    probability = f"mean probability {study.fracture_probability:.2f}"
+    text = f"Study ({len(study.views)} views, {study.part}): {verdict}, {probability}"
+    return f"{text} ({views})" if (views := study_views_text(study)) else text
 
 
 def model_text(manifest: ModelManifest | None, diagnosis: Diagnosis | None) -> str:

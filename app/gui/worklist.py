@@ -26,7 +26,7 @@ from app.diagnosis.value import Diagnosis, StudyDiagnosis, Verdict
 from app.gui.dialogs import add_close_button, place_over
 from app.gui.table_style import style_table
 from app.gui.tasks import BackgroundTasks
-from app.words import VERDICT_LABELS
+from app.words import VERDICT_LABELS, study_views_text
 from app.xray.folders import Study, find_xrays, group_studies
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ class StudyRow:
             problems.append(f"not supported: {self.result.unsupported_reason}")
         elif self.result is not None and self.result.mixed_parts:  # the parts are in their column
             problems.append(f"verdict from the {self.result.part} views, the most suspicious part")
+        elif self.result is not None and (views := study_views_text(self.result)):
+            problems.append(views)
         return "; ".join(problems)
 
 

@@ -20,6 +20,7 @@ from app.words import (
     outlines_caption,
     outlines_text,
     skill_text,
+    study_views_text,
     threshold_text,
     verdict_line,
 )
@@ -73,6 +74,8 @@ def build_content(
         if study.mixed_parts:  # the verdict is its most suspicious part's
             first = f"Study of {len(study.views)} views: {mixed_study_words(study)} ({confidence} mean confidence)"
         lines = [first, verdict_line(study.verdict, study.fracture_probability, study.unsupported_reason)]
+        if from_views := study_views_text(study):  # not all views gave the verdict
+            lines.append(from_views[0].upper() + from_views[1:] + ".")
         if line := threshold_text(study.thresholds):
             lines.append(line)
         if study.fracture_probability is not None:
