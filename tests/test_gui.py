@@ -296,7 +296,8 @@ def predict_shown(app) -> None:
 
 
 def test_file_dialogs_start_in_the_last_folder_and_suggest_a_name(window, tmp_path, xray_paths):
-    path = xray_paths["hand_0"]
+    # Resolved: Tk's file dialog answers with the real path where the data folder is a link.
+    path = xray_paths["hand_0"].resolve()
     opened = answer_file_dialog(window, path)
     window.open_button.invoke()
     assert opened["folder"] == str(Path.home())  # not the program's folder with .git and .venv
@@ -322,7 +323,7 @@ def test_file_dialogs_start_in_the_last_folder_and_suggest_a_name(window, tmp_pa
 def test_last_folder_is_remembered_between_sessions(virtual_display, tmp_path, xray_paths):
     from app.gui.window import BoneFracWindow
 
-    path = xray_paths["elbow_0"]
+    path = xray_paths["elbow_0"].resolve()  # as Tk's file dialog answers where the data folder is a link
     first = BoneFracWindow(MODELS_DIR, history_path=tmp_path / "history.sqlite3")
     try:
         answer_file_dialog(first, path)
