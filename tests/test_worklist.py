@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from app.words import VERDICT_LABELS
+from app.words import VERDICT_LABELS, confidence_text
 from tests.conftest import MODELS_DIR
 from tests.dicom_files import write_dicom
 from tests.test_gui import wait_for
@@ -360,7 +360,8 @@ def test_one_study_per_image_is_a_remembered_switch_and_keeps_dicom_studies(wind
         row = rows[files]
         assert row.predicted and row.result is not None and not row.result.mixed_parts
         alone = window.diagnoser.diagnose(files[0], with_heatmap=False)
-        assert row.result.verdict is alone.verdict and row.values()[2] == alone.part.capitalize()
+        assert row.result.verdict is alone.verdict
+        assert row.values()[2] == f"{alone.part.capitalize()} ({confidence_text(alone.part_confidence)})"
         assert row.values()[0] == f"exports/{files[0].name}"
     assert len(window.history.rows(limit=100_000)) == written  # nothing predicted or stored again
     assert worklist.predict_button.cget("state") == "disabled"  # all predicted

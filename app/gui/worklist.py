@@ -26,7 +26,7 @@ from app.diagnosis.value import Diagnosis, StudyDiagnosis, Verdict
 from app.gui.dialogs import add_close_button, place_over
 from app.gui.table_style import style_table
 from app.gui.tasks import BackgroundTasks
-from app.words import VERDICT_LABELS, study_views_text
+from app.words import VERDICT_LABELS, confidence_text, study_views_text
 from app.xray.folders import Study, find_xrays, group_studies
 
 if TYPE_CHECKING:
@@ -62,7 +62,10 @@ class StudyRow:
     def values(self) -> tuple[str, ...]:
         part = self.study.body_part or "—"
         if self.result is not None:
-            part = self.result.part.capitalize()
+            # With its confidence, as the window and the CLI table show it: a part the model is
+            # unsure of must not read as plainly as a clear one.
+            confidence = confidence_text(self.result.part_probabilities[self.result.part])
+            part = f"{self.result.part.capitalize()} ({confidence})"
             if self.result.mixed_parts:  # never the one part: the row says its views differ
                 part = f"Mixed: {', '.join(self.result.mixed_parts)}"
         verdict = VERDICT_LABELS[self.result.verdict] if self.result is not None else "—"
