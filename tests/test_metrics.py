@@ -121,6 +121,12 @@ def test_pointing_game_counts_peak_cells_touching_boxes_and_its_chance():
     assert game["centre_rate"] == round(1 / 3, 4)  # only the first peak's centre is inside a box
     # Cells touching a box: 1 of 16; 6 of 16 (columns 1-3, rows 2-3); 2 of 16.
     assert game["chance"] == round((1 + 6 + 2) / 48, 4)
+    # A flat map points nowhere; a box of no size on a cell corner still marks the cell it is in.
+    flat = pointing_game(np.zeros((1, 4, 4)), [[(0.0, 0.0, 0.5, 0.5)]], ["a"])
+    assert flat["hits"] == 0 and flat["centre_rate"] == 0.0
+    point = np.zeros((1, 4, 4))
+    point[0, 2, 1] = 1.0  # the cell x 0.25-0.5, y 0.5-0.75
+    assert pointing_game(point, [[(0.25, 0.5, 0.25, 0.5)]], ["a"])["hits"] == 1
 
 
 def test_box_masks_land_where_the_boxes_are_on_the_letterboxed_square():

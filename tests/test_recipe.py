@@ -86,8 +86,12 @@ GOOD_STAGE = '[[stage]]\nname = "a"\ninput_size = 64\nepochs = 1\nlearning_rate 
         (GOOD_STAGE + "max_minutes = 200\n", "at most 150"),
         (GOOD_STAGE + "max_minutes = 9\nspeed = 2\n", "unknown setting speed"),
         (GOOD_STAGE + 'max_minutes = 9\ninit = "zero"\n', "init 'zero' is no earlier stage"),
-        (GOOD_STAGE.replace("epochs = 1\n", "") + "max_minutes = 9\n", "epochs"),
+        (GOOD_STAGE.replace("epochs = 1\n", "") + "max_minutes = 9\n", "missing setting epochs"),
         (GOOD_STAGE + 'max_minutes = 9\nprecision = "fp8"\n', "precision must be"),
+        (GOOD_STAGE.replace("epochs = 1", 'epochs = "1"') + "max_minutes = 9\n", "wrong type for epochs"),
+        (GOOD_STAGE + 'max_minutes = 9\nsources = "fracatlas"\n', "wrong type for sources"),
+        (GOOD_STAGE.replace('name = "a"', 'name = "../up"') + "max_minutes = 9\n", "a stage name is letters"),
+        (GOOD_STAGE.replace('name = "a"', 'name = "models"') + "max_minutes = 9\n", "not 'models'"),
         ("[[stage]\nname = 3", "not valid TOML"),
         ("[defaults]\ninput_size = 64\n", "no [[stage]] tables"),
     ],
@@ -105,7 +109,7 @@ def test_a_missing_recipe_is_refused_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: no recipe file {tmp_path / 'nowhere.toml'}"
 
 
-def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp_path, capsys):
+def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp_path, capsys, monkeypatch):
     recipe, runs, cache = _recipe(tmp_path, TINY_STAGES), tmp_path / "runs", tmp_path / "cache"
 
     # Call 1: the first stage's time budget stops it after one of its two epochs.
@@ -141,6 +145,26 @@ def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp
     assert _run(recipe, runs, cache) == 0
     assert "every stage is finished; its model is published" in capsys.readouterr().out
     assert (runs / "models" / "manifest.json").read_bytes() == published
+
+    # The same runs folder written another way (relative, from elsewhere) is the same recipe.
+    monkeypatch.chdir(runs.parent)
+    assert _run(recipe, Path("runs"), cache) == 0
+    assert "every stage is finished; its model is published" in capsys.readouterr().out
+
+    # A smoke run's stages never pass for the real data's: another --limit is refused.
+    assert _run(recipe, runs, cache, "--limit", "0") == 2
+    error = capsys.readouterr().err
+    assert "stage first" in error and "trained on" in error and "at most 24 images per split" in error
+
+    # A later stage started from a model of the first that has been retrained since is stale.
+    first_record = runs / "first" / "record.json"
+    kept = first_record.read_text()
+    retrained = json.loads(kept)
+    retrained["stages"][-1]["duration_s"] += 1.0
+    first_record.write_text(json.dumps(retrained))
+    assert _run(recipe, runs, cache) == 2
+    assert "has been trained again since" in capsys.readouterr().err
+    first_record.write_text(kept)
 
     # A recipe changed under a trained stage is refused rather than mixing two stages' settings.
     changed = _recipe(tmp_path, TINY_STAGES.replace("learning_rate = 1e-3", "learning_rate = 5e-4"))

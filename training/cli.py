@@ -143,7 +143,12 @@ def _add_recipe(commands: argparse._SubParsersAction) -> None:
     )
     _add_common(recipe)
     recipe.add_argument(
-        "recipe_file", nargs="?", type=Path, default=SHIPPED_RECIPE, help="the stages, in TOML", metavar="RECIPE"
+        "recipe_file",
+        nargs="?",
+        type=Path,
+        default=SHIPPED_RECIPE,
+        help="the stages, in TOML: a file, or the name of one shipped with the training package (map192)",
+        metavar="RECIPE",
     )
     recipe.add_argument("--runs-dir", type=Path, default=Path("runs") / "recipe", help="one folder per stage")
     recipe.add_argument(
@@ -228,9 +233,10 @@ def _run_recipe(args: argparse.Namespace) -> int:
     if args.limit:
         common += ["--limit", str(args.limit)]
     target = args.runs_dir / "models" if args.models_dir is None else args.models_dir
+    data = {"data": str(args.data.resolve()), "limit": args.limit}
     try:
         stages = load_recipe(args.recipe_file)
-        return run_next_stage(stages, args.runs_dir, target, common, train=main)
+        return run_next_stage(stages, args.runs_dir, target, common, train=main, data=data)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -211,8 +211,11 @@ def pointing_game(
         touching = _cells_touching(cells.shape[0], image_boxes)
         row, column = np.unravel_index(int(np.argmax(cells)), cells.shape)
         y, x = (row + 0.5) / cells.shape[0], (column + 0.5) / cells.shape[1]
-        hits.append(bool(touching[row, column]))
-        centre_hits.append(any(left <= x <= right and top <= y <= bottom for left, top, right, bottom in image_boxes))
+        peaked = float(cells.max()) > float(cells.min())  # a flat map points nowhere: a miss
+        hits.append(peaked and bool(touching[row, column]))
+        centre_hits.append(
+            peaked and any(left <= x <= right and top <= y <= bottom for left, top, right, bottom in image_boxes)
+        )
         chances.append(float(touching.mean()))
     hit = np.array(hits, dtype=float)
     return {
@@ -230,6 +233,8 @@ def _cells_touching(grid: int, boxes: list[tuple[float, float, float, float]]) -
     edges = np.arange(grid) / grid
     touching = np.zeros((grid, grid), dtype=bool)
     for left, top, right, bottom in boxes:
+        # As training's masks do, a box of no width or height still marks the cell it is in.
+        right, bottom = max(right, left + 1e-6), max(bottom, top + 1e-6)
         rows = (edges < bottom) & (edges + 1 / grid > top)
         columns = (edges < right) & (edges + 1 / grid > left)
         touching |= rows[:, np.newaxis] & columns[np.newaxis, :]

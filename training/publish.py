@@ -242,7 +242,7 @@ def _groups(outputs: dict[str, Any], rows: list[int]) -> list[str]:
 
 
 def _pointing_game(outputs: dict[str, Any], rows: list[int], index: int) -> dict[str, Any]:
-    """Does the map peak inside a fracture box, on the fractured images that have boxes."""
+    """Does the map's most suspicious cell touch a fracture box, on the fractured images that have boxes."""
     boxed = [i for i in rows if outputs["samples"][i].fractured and placeable(outputs["samples"][i])]
     return pointing_game(
         outputs["fracture_map"][boxed, :, :, index],

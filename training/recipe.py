@@ -10,12 +10,16 @@ running the same command again until it says every stage is done.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from app.atomic import write_text_atomic
+
+DATA_MARKER = "recipe_data.json"  # in each stage folder: the images it was trained on
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 SHIPPED_RECIPE = RECIPES_DIR / "shipped.toml"
 # One stage must fit a working session with room to spare (measured epochs vary with load).
@@ -49,8 +53,17 @@ class StageState:
     epochs_run: int
 
 
+def find_recipe(name_or_path: Path) -> Path:
+    """A recipe file, or the name of one shipped with the training package ("map192")."""
+    shipped = RECIPES_DIR / f"{name_or_path}.toml"
+    if not name_or_path.exists() and name_or_path.parent == Path(".") and shipped.is_file():
+        return shipped
+    return name_or_path
+
+
 def load_recipe(path: Path) -> list[Stage]:
     """The recipe's stages, checked: a mistake is found before hours of training, not after."""
+    path = find_recipe(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -68,17 +81,44 @@ def load_recipe(path: Path) -> list[Stage]:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"recipe {path}, stage {number}: unknown setting {', '.join(unknown)}")
-        try:
-            stage = Stage(**{**values, "sources": tuple(values.get("sources", ()))})
-        except TypeError as error:  # a required setting missing
-            raise ValueError(f"recipe {path}, stage {number}: {error}".replace("__init__() ", "")) from None
+        missing = sorted(f.name for f in fields(Stage) if f.name not in values and f.default is MISSING)
+        if missing:
+            raise ValueError(f"recipe {path}, stage {number}: missing setting {', '.join(missing)}")
+        wrong = [key for key, value in values.items() if not _of_type(value, FIELD_TYPES[key])]
+        if wrong:
+            raise ValueError(f"recipe {path}, stage {number}: wrong type for {', '.join(sorted(wrong))}")
+        stage = Stage(**{**values, "sources": tuple(values.get("sources", ()))})
         _check_stage(path, number, stage, [s.name for s in stages])
         stages.append(stage)
     return stages
 
 
+# What TOML must give for each setting (an int is a fine float; a bool is no number).
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "init": (str,),
+    "precision": (str,),
+    "input_size": (int,),
+    "epochs": (int,),
+    "patience": (int,),
+    "batch_size": (int,),
+    "learning_rate": (int, float),
+    "max_minutes": (int, float),
+    "sources": (list,),
+}
+STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def _of_type(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) or not isinstance(value, types):
+        return False
+    return not isinstance(value, list) or all(isinstance(item, str) for item in value)
+
+
 def _check_stage(path: Path, number: int, stage: Stage, earlier: list[str]) -> None:
     where = f"recipe {path}, stage {number} ({stage.name})"
+    if not STAGE_NAME.fullmatch(stage.name) or stage.name == "models":
+        raise ValueError(f"{where}: a stage name is letters, digits, - and _ (and not 'models', the publish folder)")
     if stage.name in earlier:
         raise ValueError(f"{where}: the name is used by an earlier stage")
     if not 0 < stage.max_minutes <= MAX_STAGE_MINUTES:
@@ -87,29 +127,76 @@ def _check_stage(path: Path, number: int, stage: Stage, earlier: list[str]) -> N
         raise ValueError(f"{where}: epochs >= 1, input_size >= 32 and learning_rate > 0 are needed")
     if stage.precision not in PRECISIONS:
         raise ValueError(f"{where}: precision must be one of {', '.join(PRECISIONS)}")
-    later_stage = stage.init not in ("none", "imagenet") and "/" not in stage.init and "." not in stage.init
-    if later_stage and stage.init not in earlier:
+    if _is_stage_name(stage.init) and stage.init not in earlier:
         raise ValueError(f"{where}: init '{stage.init}' is no earlier stage (nor none, imagenet or a file)")
 
 
-def stage_states(stages: list[Stage], runs_dir: Path) -> list[StageState]:
-    states = []
+def stage_states(stages: list[Stage], runs_dir: Path, data: dict[str, Any] | None = None) -> list[StageState]:
+    """How far each stage has run. `data` (what the images are: folder and --limit) is checked
+    against what each started stage was trained on, when given."""
+    states: list[StageState] = []
     for stage in stages:
         run_dir = runs_dir / stage.name
         record = _read_json(run_dir / "record.json")
         config = _read_json(run_dir / "config.json")
         if config is not None:
-            _check_same_settings(stage, run_dir, config, stages, runs_dir)
-        states.append(
-            StageState(
-                stage=stage,
-                run_dir=run_dir,
-                started=config is not None,
-                finished=bool(record and record.get("finished") and (run_dir / "best.keras").is_file()),
-                epochs_run=int(record.get("epochs_run", 0)) if record else 0,
-            )
+            _check_same_settings(stage, run_dir, config)
+            _check_same_data(stage, run_dir, data)
+            _check_same_start(stage, run_dir, record, {s.stage.name: s for s in states})
+        finished = bool(
+            record
+            and record.get("finished")
+            and (record.get("stopped_by") == "early stopping" or record.get("epochs_run", 0) >= stage.epochs)
+            and (run_dir / "best.keras").is_file()
         )
+        states.append(
+            StageState(stage=stage, run_dir=run_dir, started=config is not None, finished=finished,
+                        epochs_run=_epochs_in_history(run_dir))
+        )  # fmt: skip
     return states
+
+
+def _epochs_in_history(run_dir: Path) -> int:
+    """Epochs trained so far, an interrupted run's included (its record is written at the end)."""
+    try:
+        lines = (run_dir / "history.csv").read_text(encoding="utf-8").strip().splitlines()
+    except OSError:
+        return 0
+    return max(0, len(lines) - 1)
+
+
+def _check_same_data(stage: Stage, run_dir: Path, data: dict[str, Any] | None) -> None:
+    """A smoke run (--limit) or another data folder must never pass for a stage of the real one."""
+    if data is None:
+        return
+    marker = run_dir / DATA_MARKER
+    found = _read_json(marker)
+    if found is None:
+        write_text_atomic(marker, json.dumps(data, indent=2))
+    elif found != data:
+        raise ValueError(
+            f"stage {stage.name} in {run_dir} was trained on {_data_words(found)}, this call asks for "
+            f"{_data_words(data)}: use another --runs-dir, or delete that folder to train the stage again"
+        )
+
+
+def _data_words(data: dict[str, Any]) -> str:
+    limit = f", at most {data['limit']} images per split" if data.get("limit") else ""
+    return f"{data.get('data')}{limit}"
+
+
+def _check_same_start(
+    stage: Stage, run_dir: Path, record: dict[str, Any] | None, earlier: dict[str, StageState]
+) -> None:
+    """A stage trained from an earlier stage's model that has since been trained again is stale."""
+    if record is None or stage.init not in earlier:
+        return
+    source = _read_json(earlier[stage.init].run_dir / "record.json") or {}
+    if record.get("stages", [])[:-1] != source.get("stages"):
+        raise ValueError(
+            f"stage {stage.name} in {run_dir} started from an earlier model of stage {stage.init}, which has "
+            "been trained again since: delete that folder to train the stage again"
+        )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -121,27 +208,34 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         raise ValueError(f"cannot read {path} ({error}): delete that stage's folder to run it again") from None
 
 
-def _check_same_settings(
-    stage: Stage, run_dir: Path, config: dict[str, Any], stages: list[Stage], runs_dir: Path
-) -> None:
+def _check_same_settings(stage: Stage, run_dir: Path, config: dict[str, Any]) -> None:
     """A stage folder trained with other settings must not be taken for this stage."""
-    expected = stage_config(stage, stages, runs_dir)
+    expected = stage_config(stage, run_dir.parent)
     for key in IDENTITY_KEYS:
         found = config.get(key)
         found = tuple(found) if isinstance(found, list) else found
         if key == "precision" and stage.precision == "auto":
             continue  # either, depending on the CPU it ran on
-        if found != expected[key]:
+        if key == "init" and _is_stage_name(stage.init):
+            # By the stage folder's name: the runs folder may be written another way (relative,
+            # absolute) from one call to the next.
+            same = Path(str(found)).parent.name == stage.init
+        else:
+            same = found == expected[key]
+        if not same:
             raise ValueError(
                 f"stage {stage.name} in {run_dir} was trained with {key} {found!r}, the recipe says "
                 f"{expected[key]!r}: delete that folder to train the stage again"
             )
 
 
-def stage_config(stage: Stage, stages: list[Stage], runs_dir: Path) -> dict[str, Any]:
+def _is_stage_name(init: str) -> bool:
+    return init not in ("none", "imagenet") and bool(STAGE_NAME.fullmatch(init)) and not init.endswith(".keras")
+
+
+def stage_config(stage: Stage, runs_dir: Path) -> dict[str, Any]:
     """The stage's settings as TrainConfig will record them."""
-    names = [s.name for s in stages]
-    init = str(runs_dir / stage.init / "best.keras") if stage.init in names else stage.init
+    init = str(runs_dir / stage.init / "best.keras") if _is_stage_name(stage.init) else stage.init
     return {
         "input_size": stage.input_size,
         "learning_rate": stage.learning_rate,
@@ -153,9 +247,9 @@ def stage_config(stage: Stage, stages: list[Stage], runs_dir: Path) -> dict[str,
     }
 
 
-def stage_arguments(stage: Stage, stages: list[Stage], runs_dir: Path, epochs: int) -> list[str]:
+def stage_arguments(stage: Stage, runs_dir: Path, epochs: int) -> list[str]:
     """The `bonefrac-train all` arguments that run the stage (without data, publishing options)."""
-    config = stage_config(stage, stages, runs_dir)
+    config = stage_config(stage, runs_dir)
     arguments = [
         "all",
         "--input-size", str(stage.input_size),
@@ -196,19 +290,24 @@ def run_next_stage(
     models_dir: Path,
     common: list[str],
     train: Callable[[list[str]], int],
+    data: dict[str, Any],
 ) -> int:
-    """Run (or resume) the first unfinished stage; publish when the last one is finished."""
-    states = stage_states(stages, runs_dir)
+    """Run (or resume) the first unfinished stage; publish when the last one is finished.
+    `common`: the data options passed to every run; `data`: what they mean, kept in each stage
+    folder so that a stage trained on other images is never taken for this one."""
+    states = stage_states(stages, runs_dir, data)
     pending = [state for state in states if not state.finished]
     if pending:
         state = pending[0]
-        if state.stage.init in [s.name for s in stages]:
+        if _is_stage_name(state.stage.init):
             print(f"stage {state.stage.name} starts from stage {state.stage.init}'s model")
         print(("resuming" if state.started else "running") + f" stage {state.stage.name}")
-        status = train([*stage_arguments(state.stage, stages, runs_dir, state.stage.epochs), *common, "--no-publish"])
+        state.run_dir.mkdir(parents=True, exist_ok=True)
+        _check_same_data(state.stage, state.run_dir, data)  # a new stage: marks its folder
+        status = train([*stage_arguments(state.stage, runs_dir, state.stage.epochs), *common, "--no-publish"])
         if status != 0:
             return status
-        states = stage_states(stages, runs_dir)
+        states = stage_states(stages, runs_dir, data)
         if not states[-1].finished:
             left = [s.stage.name for s in states if not s.finished]
             print(f"stages still to run: {', '.join(left)}: run the same command again")
@@ -220,9 +319,7 @@ def run_next_stage(
     # Published with the epochs the stage ran, so that nothing trains again (an early-stopped
     # stage asked for more epochs than it ran).
     print(f"every stage is finished: publishing stage {last.stage.name}'s model into {models_dir}")
-    return train(
-        [*stage_arguments(last.stage, stages, runs_dir, last.epochs_run), *common, "--models-dir", str(models_dir)]
-    )
+    return train([*stage_arguments(last.stage, runs_dir, last.epochs_run), *common, "--models-dir", str(models_dir)])
 
 
 def _published_from(models_dir: Path, run_dir: Path) -> bool:

@@ -296,15 +296,14 @@ def train(
     os.replace(partial, run_dir / BEST_MODEL)  # --init and publishing never see half a file
     with (run_dir / "history.csv").open() as history:
         epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
+    stopped_by = _stopped_by(early_stopping, budget, epochs_run, config.epochs, run_dir)
     record = {
         "config": asdict(config),
         "epochs_run": epochs_run,
         # A run stopped by its time budget is unfinished (rerunning resumes it); one that ran
         # all its epochs, or was stopped early for want of progress, is finished.
-        "finished": bool(epochs_run >= config.epochs or early_stopping.stopped_epoch > 0),
-        "stopped_by": "time budget"
-        if budget and budget.stopped and epochs_run < config.epochs
-        else ("early stopping" if early_stopping.stopped_epoch > 0 else None),
+        "finished": bool(epochs_run >= config.epochs or stopped_by == "early stopping"),
+        "stopped_by": stopped_by,
         "duration_s": round(duration, 1),
         "train_images": len(train_samples),
         "train_items_per_epoch": steps * config.batch_size,
@@ -313,6 +312,27 @@ def train(
     }
     write_text_atomic(run_dir / "record.json", json.dumps(record, indent=2))
     return best, record
+
+
+def _stopped_by(
+    early_stopping: keras.callbacks.EarlyStopping,
+    budget: TimeBudget | None,
+    epochs_run: int,
+    epochs: int,
+    run_dir: Path,
+) -> str | None:
+    """Why the run ended before its epochs: early stopping (finished) before the time budget
+    (to be resumed). A call that trained nothing (publishing a finished run) keeps the reason
+    its record already gave."""
+    if early_stopping.stopped_epoch > 0:
+        return "early stopping"
+    if budget and budget.stopped and epochs_run < epochs:
+        return "time budget"
+    try:
+        earlier = json.loads((run_dir / "record.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return earlier.get("stopped_by") if earlier.get("epochs_run") == epochs_run else None
 
 
 def _stage(config: TrainConfig, epochs_run: int, duration_s: float) -> dict:
