@@ -143,7 +143,6 @@ def test_box_masks_land_where_the_boxes_are_on_the_letterboxed_square():
     assert mask[5:10, 10:20].min() == 255 and mask.sum() == 255 * 5 * 10
 
 
-
 def test_a_fractured_image_whose_boxes_cannot_be_placed_teaches_no_cells():
     from pathlib import Path
 

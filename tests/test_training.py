@@ -372,3 +372,22 @@ def test_the_app_loads_a_fracture_map_model_without_the_training_package(tiny_mo
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_early_stopping_counts_the_epochs_of_a_resumed_run(tmp_path):
+    """A stage its time budget split in two stops where it would have stopped in one go."""
+    from training.train import ResumableEarlyStopping
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_loss\n0,2.0,1.0\n1,1.5,0.5\n2,1.2,0.7\n", encoding="utf-8")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    stopping = ResumableEarlyStopping(history, patience=2)
+    stopping.set_model(model)
+    stopping.on_train_begin()
+    assert (stopping.best, stopping.wait) == (0.5, 1)  # epoch 2 was one without progress
+    stopping.on_epoch_end(3, {"val_loss": 0.8})
+    assert model.stop_training and stopping.stopped_epoch == 3  # the second: patience spent
+    fresh = ResumableEarlyStopping(tmp_path / "none.csv", patience=2)
+    fresh.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    fresh.on_train_begin()
+    assert fresh.best is None and fresh.wait == 0

@@ -101,13 +101,36 @@ class TimeBudget(keras.callbacks.Callback):
             self.stopped = True
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping on the validation loss that, when a run resumes, goes on counting from the
+    epochs in its history.csv: where a time budget split a stage must not change when it stops."""
+
+    def __init__(self, history: Path, patience: int) -> None:
+        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+        self.history = history
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        losses = _val_losses(self.history)
+        if losses:
+            best_epoch = int(np.argmin(losses))
+            self.best, self.best_epoch = losses[best_epoch], best_epoch
+            self.wait = len(losses) - 1 - best_epoch
+
+
+def _val_losses(history: Path) -> list[float]:
+    try:
+        with history.open(newline="") as handle:
+            return [float(row["val_loss"]) for row in csv.DictReader(handle) if row.get("val_loss")]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
 def _best_val_loss_so_far(run_dir: Path) -> float | None:
     """On resume, the best checkpoint on disk must only be replaced by a better one."""
-    history = run_dir / "history.csv"
-    if not (history.is_file() and (run_dir / BEST_WEIGHTS).is_file()):
+    if not (run_dir / BEST_WEIGHTS).is_file():
         return None
-    with history.open(newline="") as handle:
-        losses = [float(row["val_loss"]) for row in csv.DictReader(handle) if row.get("val_loss")]
+    losses = _val_losses(run_dir / "history.csv")
     return min(losses) if losses else None
 
 
@@ -260,9 +283,7 @@ def train(
         model = build_model(config.input_size, init=config.init)
         compile_model(model, config, steps)
     wallclock = WallClock(run_dir / "wallclock.json")
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True
-    )
+    early_stopping = ResumableEarlyStopping(run_dir / "history.csv", config.patience)
     budget = TimeBudget(config.max_minutes) if config.max_minutes > 0 else None
     callbacks = [
         wallclock,
