@@ -139,9 +139,9 @@ def mixed_study_words(study: StudyDiagnosis) -> str:
     one part): it is as suspicious as its most suspicious part's views."""
     if not study.mixed_parts:
         return ""
-    parts = ", ".join(study.mixed_parts)
     if study.unsupported_reason is not None:
-        return f"views of different body parts ({parts}), none with a verdict"
+        return study.unsupported_reason  # the engine's own words for it
+    parts = ", ".join(study.mixed_parts)
     return f"views of different body parts ({parts}): verdict from the {study.part} views, the most suspicious"
 
 

@@ -31,6 +31,7 @@ from app.diagnosis.value import (
     ACTIVATION_MAP,
     FRACTURE_MAP,
     SUPPORTED_PARTS,
+    SUSPICION,
     Diagnosis,
     StudyDiagnosis,
     Thresholds,
@@ -321,7 +322,7 @@ class Diagnoser:
         routes = {part: self._route(*_means(group)) for part, group in by_part.items()}
         with_verdict = [part for part, route in routes.items() if route.unsupported_reason is None]
         if with_verdict:
-            part = max(with_verdict, key=lambda p: (_SUSPICION[routes[p].verdict], routes[p].fracture_probability))
+            part = max(with_verdict, key=lambda p: (SUSPICION[routes[p].verdict], routes[p].fracture_probability))
             route = routes[part]
         elif len(by_part) == 1:  # one clear part without a verdict (e.g. withheld): its own reason
             part = next(iter(by_part))
@@ -339,10 +340,6 @@ class Diagnoser:
             model_version=self.model_version,
             mixed_parts=tuple(sorted(by_part)) if len(by_part) > 1 else (),
         )
-
-
-# How suspicious a verdict is, for choosing the verdict of a study of several parts.
-_SUSPICION = {Verdict.FRACTURED: 2, Verdict.UNCERTAIN: 1, Verdict.NORMAL: 0}
 
 
 def _means(views: Sequence[Diagnosis]) -> tuple[dict[str, float], dict[str, float]]:

@@ -21,6 +21,11 @@ class Verdict(StrEnum):
     UNSUPPORTED = "unsupported"
 
 
+# How suspicious a verdict is, most first: sorting a worklist, choosing the verdict of a study of
+# several parts, the order of a study's views.
+SUSPICION = {Verdict.FRACTURED: 3, Verdict.UNCERTAIN: 2, Verdict.NORMAL: 1, Verdict.UNSUPPORTED: 0}
+
+
 FRACTURE_MAP = "fracture map"
 ACTIVATION_MAP = "activation map"
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from app.diagnosis.diagnoser import Outcome
 from app.diagnosis.outlines import outline_mask, outlines_apply
-from app.diagnosis.value import NOTICE, Diagnosis, StudyDiagnosis, Verdict
+from app.diagnosis.value import NOTICE, SUSPICION, Diagnosis, StudyDiagnosis, Verdict
 from app.errors import BoneFracError
 from app.gui.dialogs import MessageDialog, TextWindow
 from app.gui.history_window import HistoryWindow
@@ -35,7 +35,7 @@ from app.gui.text import (
     study_text,
 )
 from app.gui.viewer import XRayViewer
-from app.gui.worklist import VERDICT_RANK, WorklistWindow
+from app.gui.worklist import WorklistWindow
 from app.history import History, HistoryRow, default_history_path
 from app.words import VERDICT_LABELS, confidence_text, heatmap_hint, outlines_text, skill_text, threshold_text
 from app.xray import XRay, read_xray
@@ -76,7 +76,7 @@ def most_suspicious(views: list[ViewState]) -> int:
     """The index of the view with the most suspicious verdict (then the highest probability);
     0 when none has a result."""
     ranks = [
-        (VERDICT_RANK[v.diagnosis.verdict], v.diagnosis.fracture_probability or 0.0) if v.diagnosis else (-1, 0.0)
+        (SUSPICION[v.diagnosis.verdict], v.diagnosis.fracture_probability or 0.0) if v.diagnosis else (-1, 0.0)
         for v in views
     ]
     return max(range(len(views)), key=lambda index: (ranks[index], -index))

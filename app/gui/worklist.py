@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import customtkinter as ctk
 
-from app.diagnosis.value import Diagnosis, StudyDiagnosis, Verdict
+from app.diagnosis.value import SUSPICION, Diagnosis, StudyDiagnosis
 from app.gui.dialogs import add_close_button, place_over
 from app.gui.table_style import style_table
 from app.gui.tasks import BackgroundTasks
@@ -38,7 +38,6 @@ _WIDTHS = {"study": 200, "files": 60, "part": 110, "verdict": 120, "probability"
 _STYLE = "Worklist.Treeview"
 CHUNK_FILES = 8  # files per trip to the worker: small enough that Cancel answers within seconds
 # Most suspicious first: a fracture, then uncertain, normal, refused, and what is not predicted.
-VERDICT_RANK = {Verdict.FRACTURED: 3, Verdict.UNCERTAIN: 2, Verdict.NORMAL: 1, Verdict.UNSUPPORTED: 0}
 _DESCENDING_FIRST = ("verdict", "probability", "files", "problems")  # a first click puts the most on top
 _LIST_KEYS = ("Up", "Down", "Prior", "Next", "Home", "End", "Return", "KP_Enter")
 _SORT_ARROW = {True: " ▼", False: " ▲"}
@@ -96,7 +95,7 @@ def sort_key(column: str):
         "study": lambda row: row.study.label.lower(),
         "files": lambda row: len(row.study.files),
         "part": lambda row: row.values()[2].lower(),
-        "verdict": lambda row: (VERDICT_RANK.get(row.result.verdict, -1) if row.result else -1, row.probability or 0),
+        "verdict": lambda row: (SUSPICION.get(row.result.verdict, -1) if row.result else -1, row.probability or 0),
         "probability": lambda row: -1.0 if row.probability is None else row.probability,
         "problems": lambda row: len(row.errors),
     }
