@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 
 from app.diagnosis import Diagnoser
+from app.xray import read_xray, to_model_input
 from tests.conftest import DATA_DIR, REPO
 from training.cli import main as train_main
+from training.model import FRACTURE_HEADS
 from training.recipe import RECIPES_DIR, SHIPPED_RECIPE, load_recipe
 
 TINY_STAGES = """
@@ -61,10 +65,10 @@ def _run(recipe: Path, runs: Path, cache: Path, *extra: str) -> int:
 
 
 def test_the_project_recipes_load_and_chain_their_stages():
-    shipped = load_recipe(SHIPPED_RECIPE)
+    shipped = load_recipe(SHIPPED_RECIPE).stages
     assert [s.init for s in shipped][:1] == ["none"]  # the shipped models start from scratch
     assert all(s.max_minutes <= 150 for s in shipped)
-    candidate = load_recipe(RECIPES_DIR / "map192.toml")
+    candidate = load_recipe(RECIPES_DIR / "map192.toml").stages
     names = [s.name for s in candidate]
     assert [s.init for s in candidate[1:]] == names[:-1]  # each stage continues the one before
     assert sum(s.max_minutes for s in candidate) <= 8 * 60
@@ -92,6 +96,9 @@ GOOD_STAGE = '[[stage]]\nname = "a"\ninput_size = 64\nepochs = 1\nlearning_rate 
         (GOOD_STAGE + 'max_minutes = 9\nsources = "fracatlas"\n', "wrong type for sources"),
         (GOOD_STAGE.replace('name = "a"', 'name = "../up"') + "max_minutes = 9\n", "a stage name is letters"),
         (GOOD_STAGE.replace('name = "a"', 'name = "models"') + "max_minutes = 9\n", "not 'models'"),
+        (GOOD_STAGE + "max_minutes = 9\n[publish]\nany_head_weight = 1.5\n", "any_head_weight must be a number"),
+        (GOOD_STAGE + "max_minutes = 9\n[publish]\nany_head_weight = true\n", "any_head_weight must be a number"),
+        (GOOD_STAGE + "max_minutes = 9\n[publish]\nblend = 0.5\n", "[publish] takes only any_head_weight"),
         ("[[stage]\nname = 3", "not valid TOML"),
         ("[defaults]\ninput_size = 64\n", "no [[stage]] tables"),
     ],
@@ -151,6 +158,25 @@ def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp
     assert _run(recipe, Path("runs"), cache) == 0
     assert "every stage is finished; its model is published" in capsys.readouterr().out
 
+    # Publishing the recipe another way (blending with the all-parts head) publishes again and
+    # trains nothing: the map's part columns become the blend of the run's own heads.
+    blended = _recipe(tmp_path, TINY_STAGES + "\n[publish]\nany_head_weight = 0.25\n")
+    history = (runs / "second" / "history.csv").read_text()
+    assert _run(blended, runs, cache) == 0
+    assert (runs / "second" / "history.csv").read_text() == history
+    trained = json.loads((runs / "models" / "manifest.json").read_text())["models"]["fracture_hand"]["trained_with"]
+    assert trained["any_head_weight"] == 0.25
+    assert "0.25 the head trained on every fractured image" in trained["architecture"]
+    own = _map_logits(runs / "second" / "best.keras")
+    published = _map_logits(runs / "models" / "bonefrac_resnet50.keras")
+    hand, anything = FRACTURE_HEADS.index("hand"), FRACTURE_HEADS.index("any")
+    np.testing.assert_allclose(
+        published[..., hand], 0.75 * own[..., hand] + 0.25 * own[..., anything], rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(published[..., anything], own[..., anything], rtol=1e-4, atol=1e-4)
+    assert _run(blended, runs, cache) == 0
+    assert "every stage is finished; its model is published" in capsys.readouterr().out
+
     # A smoke run's stages never pass for the real data's: another --limit is refused.
     assert _run(recipe, runs, cache, "--limit", "0") == 2
     error = capsys.readouterr().err
@@ -171,6 +197,15 @@ def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp
     assert _run(changed, runs, cache) == 2
     error = capsys.readouterr().err.strip()
     assert "stage first" in error and "learning_rate" in error and "delete that folder" in error
+
+
+def _map_logits(model_file: Path) -> np.ndarray:
+    """The fracture map's cell logits for one real X-ray."""
+    model = keras.models.load_model(model_file, compile=False)
+    size = model.input_shape[1]
+    image = sorted((DATA_DIR / "images" / "fracatlas").glob("*.jpg"))[0]
+    cells = keras.Model(model.input, model.get_layer("map_logits").output)
+    return np.asarray(cells.predict(to_model_input(read_xray(image), size)[np.newaxis], verbose=0))
 
 
 def _status(recipe: Path, runs: Path, capsys) -> str:

@@ -276,8 +276,9 @@ def test_splits_are_deterministic_and_proportioned():
         ["all", "--data", "/no/such/place"],
         ["all", "--init", "/no/such/model.keras", "--limit", "8", "--epochs", "1"],
         ["all", "--sources", "roboflow,mura", "--limit", "8", "--epochs", "1"],
+        ["all", "--any-head-weight", "1.5", "--limit", "8", "--epochs", "1"],
     ],
-    ids=["missing-data", "missing-init", "unknown-source"],
+    ids=["missing-data", "missing-init", "unknown-source", "any-head-weight"],
 )
 def test_training_cli_errors_are_one_line(args, tmp_path):
     result = _run_training_cli(args, tmp_path)

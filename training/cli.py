@@ -114,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--no-publish", action="store_true", help="train only: measure and publish nothing (needs no train extra)"
         )
+        if name == "all":
+            command.add_argument(
+                "--any-head-weight",
+                type=float,
+                default=0.0,
+                help="publish each part's fracture map blended with the all-parts head's: (1-W) part + W any, "
+                "cell by cell (0: each part's own head); changes what is published, not what is trained",
+            )
         if name == "fracture":
             command.add_argument(
                 "--part", required=True, choices=("elbow", "hand", "shoulder"), help="the part's fracture model"
@@ -219,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _recipe_status(args: argparse.Namespace) -> int:
     try:
-        stages = load_recipe(args.recipe_file)
-        print("\n".join(status_lines(stage_states(stages, args.runs_dir))))
+        recipe = load_recipe(args.recipe_file)
+        print("\n".join(status_lines(stage_states(recipe.stages, args.runs_dir))))
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -235,8 +243,7 @@ def _run_recipe(args: argparse.Namespace) -> int:
     target = args.runs_dir / "models" if args.models_dir is None else args.models_dir
     data = {"data": str(args.data.resolve()), "limit": args.limit}
     try:
-        stages = load_recipe(args.recipe_file)
-        return run_next_stage(stages, args.runs_dir, target, common, train=main, data=data)
+        return run_next_stage(load_recipe(args.recipe_file), args.runs_dir, target, common, train=main, data=data)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -245,6 +252,9 @@ def _run_recipe(args: argparse.Namespace) -> int:
 def publishing_problem(args: argparse.Namespace) -> str | None:
     """Why a part or fracture run could not publish where asked, found before any work: such a
     model replaces one entry of a complete set of models, so the folder must hold one."""
+    weight = getattr(args, "any_head_weight", 0.0)
+    if not 0.0 <= weight <= 1.0:
+        return f"--any-head-weight {weight}: must be between 0 and 1"
     if args.command not in ("part", "fracture") or args.no_publish:
         return None
     if not (args.models_dir / MANIFEST_NAME).is_file():

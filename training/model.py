@@ -96,6 +96,29 @@ def build_model(input_size: int, init: str = "none", dropout: float = 0.3) -> ke
     return model
 
 
+def any_head_blend(weight: float) -> np.ndarray:
+    """(heads, heads) matrix that mixes each part's column with the "any" column:
+    (1 - weight) * part + weight * any; the "any" column stays itself."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"any-head weight {weight}: must be between 0 and 1")
+    any_column = FRACTURE_HEADS.index("any")
+    blend = np.eye(len(FRACTURE_HEADS), dtype=np.float64) * (1.0 - weight)
+    blend[any_column, :] += weight
+    blend[any_column, any_column] = 1.0
+    return blend
+
+
+def blend_with_any_head(model: keras.Model, weight: float) -> None:
+    """Fold the blend into the 1x1 map_logits convolution, in place: every part's cell logit
+    becomes (1 - weight) * its own + weight * the "any" head's. The "any" head learns from
+    every fractured image, a part's head from that part's only; the mix is linear, so it costs
+    nothing at inference, and the image score stays the log-sum-exp pool of the map shown."""
+    layer = model.get_layer("map_logits")
+    kernel, bias = layer.get_weights()
+    blend = any_head_blend(weight)
+    layer.set_weights([(kernel.astype(np.float64) @ blend).astype(kernel.dtype), (bias @ blend).astype(bias.dtype)])
+
+
 def load_init_weights(model: keras.Model, path: Path) -> None:
     """Start from another model file (a previous run, possibly at another input size): its
     ResNet-50 trunk, and its heads too where their shapes match (same task layout)."""

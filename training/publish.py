@@ -34,7 +34,7 @@ from training.metrics import (
     validation_figures,
     verdicts,
 )
-from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS
+from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS, blend_with_any_head
 from training.targets import placeable, square_boxes
 from training.train import keras_verbosity
 
@@ -59,6 +59,9 @@ def publish(model: keras.Model, record: dict[str, Any], samples: list[Sample], a
     models_dir.mkdir(parents=True, exist_ok=True)
     file_name = file_name_for(config["task"], config["part"])
     target = models_dir / file_name
+    weight = getattr(args, "any_head_weight", 0.0)
+    if weight:
+        blend_with_any_head(model, weight)  # the run's best.keras keeps each part's own head
     backup = models_dir / f".{file_name}.previous"
     temporary = models_dir / f".{file_name}.tmp.keras"
     model.save(temporary)  # compiled=False model: no optimizer state, inference weights only
@@ -85,7 +88,9 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
     trained_with = {
         "file": file_name,
         "architecture": "keras.applications.ResNet50; body-region softmax summed into parts; fracture map on the "
-        "stride-16 grid, trained with the data's fracture boxes and pooled by log-sum-exp into the image probability",
+        "stride-16 grid, trained with the data's fracture boxes and pooled by log-sum-exp into the image probability"
+        + _blend_words(getattr(args, "any_head_weight", 0.0)),
+        "any_head_weight": getattr(args, "any_head_weight", 0.0),
         # Over every stage (a run started from another run's checkpoint continues it).
         "init": stages[0]["init"],
         "input_size": config["input_size"],
@@ -115,6 +120,15 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
         (f"{config['input_size']} px", Path(args.run_dir) / "history.csv"),
     ]
     measure(models_dir, raw, samples, args, histories=histories)
+
+
+def _blend_words(weight: float) -> str:
+    if not weight:
+        return ""
+    return (
+        f"; each part's map cell by cell {1 - weight:g} its own head + {weight:g} the head trained on every "
+        "fractured image"
+    )
 
 
 def evaluate_models(models_dir: Path, samples: list[Sample], args: argparse.Namespace) -> None:

@@ -45,6 +45,16 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    stages: list[Stage]
+    # [publish] table: how the last stage's model is published (not how it is trained).
+    any_head_weight: float = 0.0
+
+    def publish_arguments(self) -> list[str]:
+        return ["--any-head-weight", repr(self.any_head_weight)] if self.any_head_weight else []
+
+
+@dataclass(frozen=True)
 class StageState:
     stage: Stage
     run_dir: Path
@@ -61,8 +71,9 @@ def find_recipe(name_or_path: Path) -> Path:
     return name_or_path
 
 
-def load_recipe(path: Path) -> list[Stage]:
-    """The recipe's stages, checked: a mistake is found before hours of training, not after."""
+def load_recipe(path: Path) -> Recipe:
+    """The recipe's stages and publishing settings, checked: a mistake is found before hours of
+    training, not after."""
     path = find_recipe(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -90,7 +101,16 @@ def load_recipe(path: Path) -> list[Stage]:
         stage = Stage(**{**values, "sources": tuple(values.get("sources", ()))})
         _check_stage(path, number, stage, [s.name for s in stages])
         stages.append(stage)
-    return stages
+    return Recipe(stages=stages, any_head_weight=_any_head_weight(path, raw.get("publish", {})))
+
+
+def _any_head_weight(path: Path, table: Any) -> float:
+    if not isinstance(table, dict) or set(table) - {"any_head_weight"}:
+        raise ValueError(f"recipe {path}: [publish] takes only any_head_weight")
+    weight = table.get("any_head_weight", 0.0)
+    if not _of_type(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ValueError(f"recipe {path}: [publish] any_head_weight must be a number from 0 to 1")
+    return float(weight)
 
 
 # What TOML must give for each setting (an int is a fine float; a bool is no number).
@@ -285,7 +305,7 @@ def status_lines(states: list[StageState]) -> list[str]:
 
 
 def run_next_stage(
-    stages: list[Stage],
+    recipe: Recipe,
     runs_dir: Path,
     models_dir: Path,
     common: list[str],
@@ -295,6 +315,7 @@ def run_next_stage(
     """Run (or resume) the first unfinished stage; publish when the last one is finished.
     `common`: the data options passed to every run; `data`: what they mean, kept in each stage
     folder so that a stage trained on other images is never taken for this one."""
+    stages = recipe.stages
     states = stage_states(stages, runs_dir, data)
     pending = [state for state in states if not state.finished]
     if pending:
@@ -313,18 +334,21 @@ def run_next_stage(
             print(f"stages still to run: {', '.join(left)}: run the same command again")
             return 0
     last = states[-1]
-    if (models_dir / "manifest.json").is_file() and _published_from(models_dir, last.run_dir):
+    if (models_dir / "manifest.json").is_file() and _published_from(models_dir, last.run_dir, recipe.any_head_weight):
         print(f"every stage is finished; its model is published in {models_dir}")
         return 0
     # Published with the epochs the stage ran, so that nothing trains again (an early-stopped
     # stage asked for more epochs than it ran).
     print(f"every stage is finished: publishing stage {last.stage.name}'s model into {models_dir}")
-    return train([*stage_arguments(last.stage, runs_dir, last.epochs_run), *common, "--models-dir", str(models_dir)])
+    publishing = [*common, *recipe.publish_arguments(), "--models-dir", str(models_dir)]
+    return train([*stage_arguments(last.stage, runs_dir, last.epochs_run), *publishing])
 
 
-def _published_from(models_dir: Path, run_dir: Path) -> bool:
-    """The manifest in models_dir was published from this run (same settings, same stages and times)."""
+def _published_from(models_dir: Path, run_dir: Path, any_head_weight: float) -> bool:
+    """The manifest in models_dir was published from this run (same settings, same stages and
+    times) and the way the recipe publishes it."""
     manifest = _read_json(models_dir / "manifest.json") or {}
     record = _read_json(run_dir / "record.json") or {}
     published = manifest.get("models", {}).get("body_part", {}).get("trained_with", {})
-    return bool(record) and all(published.get(key) == record.get(key) for key in ("config", "stages"))
+    same_run = bool(record) and all(published.get(key) == record.get(key) for key in ("config", "stages"))
+    return same_run and published.get("any_head_weight", 0.0) == any_head_weight
