@@ -76,6 +76,7 @@ def floor_runner(diagnoser):
     trunk = model.get_layer("resnet50")
     size = diagnoser.part_entry.input_size
     x = tf.constant(np.random.default_rng(0).random((1, size, size, 3), dtype=np.float32) * 255.0)
+
     @tf.function
     def forward(batch):
         return tf.nest.flatten(trunk(batch, training=False))[-1]  # the last stage: the whole trunk ran

@@ -193,10 +193,15 @@ def test_png_report_shows_the_engines_result(diagnoser, routed_paths, tmp_path):
     # Compared where the page is gray: a model with a fracture map outlines its regions in colour.
     gray_pixels = drawn.max(axis=2) == drawn.min(axis=2)
     assert gray_pixels.mean() > 0.9
-    assert np.corrcoef(drawn[..., 0][gray_pixels], expected[gray_pixels])[0, 1] > 0.99  # another X-ray: about 0.2
+    # Another X-ray: about 0.2. Not 1.0: the edges found here and the report's resampling may be a
+    # pixel apart, which costs a sharp, small X-ray (three images share the row with a map) ~0.01.
+    assert np.corrcoef(drawn[..., 0][gray_pixels], expected[gray_pixels])[0, 1] > 0.97
     # Beside it, the heatmap overlay: colour, where the X-ray is gray.
     beside = page[top : top + height, MARGIN + width + 20 : MARGIN + 2 * width + 20]
-    assert (beside.max(axis=2) - beside.min(axis=2)).mean() > 10
+    # (A fracture map colours mostly where it is high: a tenth of the panel or more, where the
+    # plain X-ray has none.)
+    colourfulness = beside.max(axis=2) - beside.min(axis=2)
+    assert (colourfulness > 10).mean() > 0.1
     # Above it, the view's lines of text: bands of rows with dark pixels.
     text_rows = (page[:top, MARGIN:-MARGIN].min(axis=(1, 2)) < 100).astype(int)
     bands = int(np.sum(np.diff(text_rows) == 1))

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 from app.diagnosis import Diagnoser
-from app.xray import read_xray, to_model_input
 from tests.conftest import DATA_DIR, REPO
 from training.cli import main as train_main
 from training.model import FRACTURE_HEADS
-from training.recipe import RECIPES_DIR, SHIPPED_RECIPE, load_recipe
+from training.recipe import SHIPPED_RECIPE, load_recipe
 
 TINY_STAGES = """
 [defaults]
@@ -64,15 +63,15 @@ def _run(recipe: Path, runs: Path, cache: Path, *extra: str) -> int:
     )
 
 
-def test_the_project_recipes_load_and_chain_their_stages():
-    shipped = load_recipe(SHIPPED_RECIPE).stages
-    assert [s.init for s in shipped][:1] == ["none"]  # the shipped models start from scratch
-    assert all(s.max_minutes <= 150 for s in shipped)
-    candidate = load_recipe(RECIPES_DIR / "map192.toml").stages
-    names = [s.name for s in candidate]
-    assert [s.init for s in candidate[1:]] == names[:-1]  # each stage continues the one before
-    assert sum(s.max_minutes for s in candidate) <= 8 * 60
-    assert {s.sources for s in candidate} == {("fracatlas", "roboflow")}
+def test_the_shipped_recipe_loads_and_chains_its_stages():
+    recipe = load_recipe(SHIPPED_RECIPE)
+    names = [s.name for s in recipe.stages]
+    assert recipe.stages[0].init == "none"  # the shipped models start from scratch
+    assert [s.init for s in recipe.stages[1:]] == names[:-1]  # each stage continues the one before
+    assert all(s.max_minutes <= 150 for s in recipe.stages)
+    assert sum(s.max_minutes for s in recipe.stages) <= 8 * 60
+    assert {s.sources for s in recipe.stages} == {("fracatlas", "roboflow")}
+    assert set(recipe.average) < set(names[:-1]) and 0 < recipe.any_head_weight < 1
 
 
 def test_make_models_runs_the_shipped_recipe_over_the_shipped_models():
@@ -99,6 +98,7 @@ GOOD_STAGE = '[[stage]]\nname = "a"\ninput_size = 64\nepochs = 1\nlearning_rate 
         (GOOD_STAGE + "max_minutes = 9\n[publish]\nany_head_weight = 1.5\n", "any_head_weight must be a number"),
         (GOOD_STAGE + "max_minutes = 9\n[publish]\nany_head_weight = true\n", "any_head_weight must be a number"),
         (GOOD_STAGE + "max_minutes = 9\n[publish]\nblend = 0.5\n", "[publish] takes only any_head_weight"),
+        (GOOD_STAGE + 'max_minutes = 9\n[publish]\naverage = ["a"]\n', "average must list earlier stages"),
         ("[[stage]\nname = 3", "not valid TOML"),
         ("[defaults]\ninput_size = 64\n", "no [[stage]] tables"),
     ],
@@ -158,22 +158,26 @@ def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp
     assert _run(recipe, Path("runs"), cache) == 0
     assert "every stage is finished; its model is published" in capsys.readouterr().out
 
-    # Publishing the recipe another way (blending with the all-parts head) publishes again and
-    # trains nothing: the map's part columns become the blend of the run's own heads.
-    blended = _recipe(tmp_path, TINY_STAGES + "\n[publish]\nany_head_weight = 0.25\n")
+    # Publishing the recipe another way (the weight average of both stages, each part's map
+    # blended with the all-parts head) publishes again and trains nothing.
+    blended = _recipe(tmp_path, TINY_STAGES + '\n[publish]\nany_head_weight = 0.25\naverage = ["first"]\n')
     history = (runs / "second" / "history.csv").read_text()
     assert _run(blended, runs, cache) == 0
     assert (runs / "second" / "history.csv").read_text() == history
     trained = json.loads((runs / "models" / "manifest.json").read_text())["models"]["fracture_hand"]["trained_with"]
-    assert trained["any_head_weight"] == 0.25
+    assert trained["any_head_weight"] == 0.25 and trained["averaged_with"] == [str(runs / "first" / "best.keras")]
     assert "0.25 the head trained on every fractured image" in trained["architecture"]
-    own = _map_logits(runs / "second" / "best.keras")
-    published = _map_logits(runs / "models" / "bonefrac_resnet50.keras")
+    first, second = _weights(runs / "first" / "best.keras"), _weights(runs / "second" / "best.keras")
+    published = _weights(runs / "models" / "bonefrac_resnet50.keras")
+    mean = {layer: [(a + b) / 2 for a, b in zip(first[layer], second[layer], strict=True)] for layer in first}
+    for own, expected in zip(published["region"], mean["region"], strict=True):
+        np.testing.assert_allclose(own, expected, rtol=1e-5, atol=1e-6)
     hand, anything = FRACTURE_HEADS.index("hand"), FRACTURE_HEADS.index("any")
-    np.testing.assert_allclose(
-        published[..., hand], 0.75 * own[..., hand] + 0.25 * own[..., anything], rtol=1e-4, atol=1e-4
-    )
-    np.testing.assert_allclose(published[..., anything], own[..., anything], rtol=1e-4, atol=1e-4)
+    for own, expected in zip(published["map_logits"], mean["map_logits"], strict=True):  # kernel, bias
+        np.testing.assert_allclose(
+            own[..., hand], 0.75 * expected[..., hand] + 0.25 * expected[..., anything], rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(own[..., anything], expected[..., anything], rtol=1e-5, atol=1e-6)
     assert _run(blended, runs, cache) == 0
     assert "every stage is finished; its model is published" in capsys.readouterr().out
 
@@ -199,13 +203,9 @@ def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp
     assert "stage first" in error and "learning_rate" in error and "delete that folder" in error
 
 
-def _map_logits(model_file: Path) -> np.ndarray:
-    """The fracture map's cell logits for one real X-ray."""
+def _weights(model_file: Path) -> dict[str, list[np.ndarray]]:
     model = keras.models.load_model(model_file, compile=False)
-    size = model.input_shape[1]
-    image = sorted((DATA_DIR / "images" / "fracatlas").glob("*.jpg"))[0]
-    cells = keras.Model(model.input, model.get_layer("map_logits").output)
-    return np.asarray(cells.predict(to_model_input(read_xray(image), size)[np.newaxis], verbose=0))
+    return {name: model.get_layer(name).get_weights() for name in ("region", "map_logits")}
 
 
 def _status(recipe: Path, runs: Path, capsys) -> str:

@@ -277,8 +277,9 @@ def test_splits_are_deterministic_and_proportioned():
         ["all", "--init", "/no/such/model.keras", "--limit", "8", "--epochs", "1"],
         ["all", "--sources", "roboflow,mura", "--limit", "8", "--epochs", "1"],
         ["all", "--any-head-weight", "1.5", "--limit", "8", "--epochs", "1"],
+        ["all", "--average-with", "/no/such/model.keras", "--limit", "8", "--epochs", "1"],
     ],
-    ids=["missing-data", "missing-init", "unknown-source", "any-head-weight"],
+    ids=["missing-data", "missing-init", "unknown-source", "any-head-weight", "average-with"],
 )
 def test_training_cli_errors_are_one_line(args, tmp_path):
     result = _run_training_cli(args, tmp_path)

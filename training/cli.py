@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="publish each part's fracture map blended with the all-parts head's: (1-W) part + W any, "
                 "cell by cell (0: each part's own head); changes what is published, not what is trained",
             )
+            command.add_argument(
+                "--average-with",
+                type=_paths,
+                default=[],
+                help="publish the uniform weight average of this run's best model and these model files, "
+                "comma-separated (same architecture and input size, e.g. earlier stages of the chain) (default: none)",
+            )
         if name == "fracture":
             command.add_argument(
                 "--part", required=True, choices=("elbow", "hand", "shoulder"), help="the part's fracture model"
@@ -249,12 +256,20 @@ def _run_recipe(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _paths(text: str) -> list[Path]:
+    """A comma-separated list of files."""
+    return [Path(name.strip()) for name in text.split(",") if name.strip()]
+
+
 def publishing_problem(args: argparse.Namespace) -> str | None:
     """Why a part or fracture run could not publish where asked, found before any work: such a
     model replaces one entry of a complete set of models, so the folder must hold one."""
     weight = getattr(args, "any_head_weight", 0.0)
     if not 0.0 <= weight <= 1.0:
         return f"--any-head-weight {weight}: must be between 0 and 1"
+    missing = [str(path) for path in getattr(args, "average_with", []) if not path.is_file()]
+    if missing:
+        return f"--average-with: no model file {', '.join(missing)}"
     if args.command not in ("part", "fracture") or args.no_publish:
         return None
     if not (args.models_dir / MANIFEST_NAME).is_file():

@@ -119,6 +119,24 @@ def blend_with_any_head(model: keras.Model, weight: float) -> None:
     layer.set_weights([(kernel.astype(np.float64) @ blend).astype(kernel.dtype), (bias @ blend).astype(bias.dtype)])
 
 
+def average_with(model: keras.Model, files: list[Path]) -> None:
+    """Replace the model's weights, in place, by the uniform average of its own and those of
+    `files` (models of the same architecture and input size, e.g. the earlier stages of one
+    fine-tuning chain): a weight average of neighbouring checkpoints is steadier than any one of
+    them, at no cost at inference."""
+    others = []
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"--average-with {path}: file not found")
+        other = keras.models.load_model(path, compile=False)
+        same_shapes = [w.shape for w in other.get_weights()] == [w.shape for w in model.get_weights()]
+        if other.input_shape != model.input_shape or not same_shapes:
+            raise ValueError(f"--average-with {path}: another architecture or input size than this run's model")
+        others.append(other.get_weights())
+    stacks = zip(model.get_weights(), *others, strict=True)
+    model.set_weights([np.mean(np.stack(stack), axis=0).astype(stack[0].dtype) for stack in stacks])
+
+
 def load_init_weights(model: keras.Model, path: Path) -> None:
     """Start from another model file (a previous run, possibly at another input size): its
     ResNet-50 trunk, and its heads too where their shapes match (same task layout)."""

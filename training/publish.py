@@ -34,7 +34,7 @@ from training.metrics import (
     validation_figures,
     verdicts,
 )
-from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS, blend_with_any_head
+from training.model import FRACTURE_HEADS, PART_NAMES, SUPPORTED_PARTS, average_with, blend_with_any_head
 from training.targets import placeable, square_boxes
 from training.train import keras_verbosity
 
@@ -59,6 +59,9 @@ def publish(model: keras.Model, record: dict[str, Any], samples: list[Sample], a
     models_dir.mkdir(parents=True, exist_ok=True)
     file_name = file_name_for(config["task"], config["part"])
     target = models_dir / file_name
+    averaged = getattr(args, "average_with", [])
+    if averaged:
+        average_with(model, averaged)
     weight = getattr(args, "any_head_weight", 0.0)
     if weight:
         blend_with_any_head(model, weight)  # the run's best.keras keeps each part's own head
@@ -89,8 +92,10 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
         "file": file_name,
         "architecture": "keras.applications.ResNet50; body-region softmax summed into parts; fracture map on the "
         "stride-16 grid, trained with the data's fracture boxes and pooled by log-sum-exp into the image probability"
-        + _blend_words(getattr(args, "any_head_weight", 0.0)),
+        + _blend_words(getattr(args, "any_head_weight", 0.0))
+        + _average_words(getattr(args, "average_with", [])),
         "any_head_weight": getattr(args, "any_head_weight", 0.0),
+        "averaged_with": [str(path) for path in getattr(args, "average_with", [])],
         # Over every stage (a run started from another run's checkpoint continues it).
         "init": stages[0]["init"],
         "input_size": config["input_size"],
@@ -129,6 +134,13 @@ def _blend_words(weight: float) -> str:
         f"; each part's map cell by cell {1 - weight:g} its own head + {weight:g} the head trained on every "
         "fractured image"
     )
+
+
+def _average_words(files: list[Path]) -> str:
+    if not files:
+        return ""
+    names = ", ".join(path.parent.name for path in files)
+    return f"; weights: the uniform average of this run's best and {len(files)} earlier models' ({names})"
 
 
 def evaluate_models(models_dir: Path, samples: list[Sample], args: argparse.Namespace) -> None:

@@ -49,9 +49,13 @@ class Recipe:
     stages: list[Stage]
     # [publish] table: how the last stage's model is published (not how it is trained).
     any_head_weight: float = 0.0
+    average: tuple[str, ...] = ()  # earlier stages whose weights are averaged with the last's
 
-    def publish_arguments(self) -> list[str]:
-        return ["--any-head-weight", repr(self.any_head_weight)] if self.any_head_weight else []
+    def publish_arguments(self, runs_dir: Path) -> list[str]:
+        arguments = ["--any-head-weight", repr(self.any_head_weight)] if self.any_head_weight else []
+        if self.average:
+            arguments += ["--average-with", ",".join(str(runs_dir / name / "best.keras") for name in self.average)]
+        return arguments
 
 
 @dataclass(frozen=True)
@@ -101,16 +105,20 @@ def load_recipe(path: Path) -> Recipe:
         stage = Stage(**{**values, "sources": tuple(values.get("sources", ()))})
         _check_stage(path, number, stage, [s.name for s in stages])
         stages.append(stage)
-    return Recipe(stages=stages, any_head_weight=_any_head_weight(path, raw.get("publish", {})))
+    return _with_publish_settings(path, stages, raw.get("publish", {}))
 
 
-def _any_head_weight(path: Path, table: Any) -> float:
-    if not isinstance(table, dict) or set(table) - {"any_head_weight"}:
-        raise ValueError(f"recipe {path}: [publish] takes only any_head_weight")
+def _with_publish_settings(path: Path, stages: list[Stage], table: Any) -> Recipe:
+    if not isinstance(table, dict) or set(table) - {"any_head_weight", "average"}:
+        raise ValueError(f"recipe {path}: [publish] takes only any_head_weight and average")
     weight = table.get("any_head_weight", 0.0)
     if not _of_type(weight, (int, float)) or not 0 <= weight <= 1:
         raise ValueError(f"recipe {path}: [publish] any_head_weight must be a number from 0 to 1")
-    return float(weight)
+    average = table.get("average", [])
+    earlier = [stage.name for stage in stages[:-1]]
+    if not _of_type(average, (list,)) or len(set(average)) < len(average) or set(average) - set(earlier):
+        raise ValueError(f"recipe {path}: [publish] average must list earlier stages (not the last), each once")
+    return Recipe(stages=stages, any_head_weight=float(weight), average=tuple(average))
 
 
 # What TOML must give for each setting (an int is a fine float; a bool is no number).
@@ -334,21 +342,22 @@ def run_next_stage(
             print(f"stages still to run: {', '.join(left)}: run the same command again")
             return 0
     last = states[-1]
-    if (models_dir / "manifest.json").is_file() and _published_from(models_dir, last.run_dir, recipe.any_head_weight):
+    if (models_dir / "manifest.json").is_file() and _published_from(models_dir, last.run_dir, recipe):
         print(f"every stage is finished; its model is published in {models_dir}")
         return 0
     # Published with the epochs the stage ran, so that nothing trains again (an early-stopped
     # stage asked for more epochs than it ran).
     print(f"every stage is finished: publishing stage {last.stage.name}'s model into {models_dir}")
-    publishing = [*common, *recipe.publish_arguments(), "--models-dir", str(models_dir)]
+    publishing = [*common, *recipe.publish_arguments(runs_dir), "--models-dir", str(models_dir)]
     return train([*stage_arguments(last.stage, runs_dir, last.epochs_run), *publishing])
 
 
-def _published_from(models_dir: Path, run_dir: Path, any_head_weight: float) -> bool:
+def _published_from(models_dir: Path, run_dir: Path, recipe: Recipe) -> bool:
     """The manifest in models_dir was published from this run (same settings, same stages and
     times) and the way the recipe publishes it."""
     manifest = _read_json(models_dir / "manifest.json") or {}
     record = _read_json(run_dir / "record.json") or {}
     published = manifest.get("models", {}).get("body_part", {}).get("trained_with", {})
     same_run = bool(record) and all(published.get(key) == record.get(key) for key in ("config", "stages"))
-    return same_run and published.get("any_head_weight", 0.0) == any_head_weight
+    averaged = tuple(Path(file).parent.name for file in published.get("averaged_with", []))
+    return same_run and published.get("any_head_weight", 0.0) == recipe.any_head_weight and averaged == recipe.average
