@@ -13,7 +13,6 @@ models is asked for by name (`--models-dir models`, as `make models` does).
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 import os
@@ -28,6 +27,7 @@ import platformdirs
 from app.diagnosis.manifest import MANIFEST_NAME, load_manifest
 from app.errors import BoneFracError, ModelFilesError
 from app.locations import shipped_models_dir
+from training.history import read_history
 from training.recipe import SHIPPED_RECIPE, load_recipe, run_next_stage, stage_states, status_lines
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xray"
@@ -342,8 +342,7 @@ def _figure(validation: dict, key: str) -> str:
 
 
 def _best_epoch(history: Path) -> str:
-    with history.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row.get("val_loss")]
+    rows = [row for row in read_history(history) if row.get("val_loss")]
     if not rows:
         return "no epoch finished"
     best = min(range(len(rows)), key=lambda i: float(rows[i]["val_loss"]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
+
+from training.history import read_history
 
 
 def roc_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
@@ -60,9 +61,8 @@ def training_curves_png(stages: list[tuple[str, Path]], path: Path) -> None:
     rows: list[dict[str, str]] = []
     starts: list[tuple[int, str]] = []
     for label, history_csv in stages:
-        with history_csv.open(newline="") as handle:
-            starts.append((len(rows), label))
-            rows.extend(csv.DictReader(handle))
+        starts.append((len(rows), label))
+        rows.extend(read_history(history_csv))
     if not rows:
         return
     epochs = np.arange(1, len(rows) + 1)

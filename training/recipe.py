@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.atomic import write_text_atomic
+from training.history import read_history
 
 DATA_MARKER = "recipe_data.json"  # in each stage folder: the images it was trained on
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
@@ -186,11 +187,7 @@ def stage_states(stages: list[Stage], runs_dir: Path, data: dict[str, Any] | Non
 
 def _epochs_in_history(run_dir: Path) -> int:
     """Epochs trained so far, an interrupted run's included (its record is written at the end)."""
-    try:
-        lines = (run_dir / "history.csv").read_text(encoding="utf-8").strip().splitlines()
-    except OSError:
-        return 0
-    return max(0, len(lines) - 1)
+    return len(read_history(run_dir / "history.csv"))
 
 
 def _check_same_data(stage: Stage, run_dir: Path, data: dict[str, Any] | None) -> None:

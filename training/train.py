@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -18,6 +17,7 @@ import tensorflow as tf
 
 from app.atomic import write_bytes_atomic, write_text_atomic
 from training.data import Sample
+from training.history import read_history, val_losses
 from training.model import FRACTURE_HEADS, MAP_STRIDE, as_float32, build_model
 from training.targets import (
     box_masks,
@@ -111,26 +111,18 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
-        losses = _val_losses(self.history)
+        losses = val_losses(self.history)
         if losses:
             best_epoch = int(np.argmin(losses))
             self.best, self.best_epoch = losses[best_epoch], best_epoch
             self.wait = len(losses) - 1 - best_epoch
 
 
-def _val_losses(history: Path) -> list[float]:
-    try:
-        with history.open(newline="") as handle:
-            return [float(row["val_loss"]) for row in csv.DictReader(handle) if row.get("val_loss")]
-    except (OSError, ValueError, KeyError):
-        return []
-
-
 def _best_val_loss_so_far(run_dir: Path) -> float | None:
     """On resume, the best checkpoint on disk must only be replaced by a better one."""
     if not (run_dir / BEST_WEIGHTS).is_file():
         return None
-    losses = _val_losses(run_dir / "history.csv")
+    losses = val_losses(run_dir / "history.csv")
     return min(losses) if losses else None
 
 
@@ -285,22 +277,7 @@ def train(
     wallclock = WallClock(run_dir / "wallclock.json")
     early_stopping = ResumableEarlyStopping(run_dir / "history.csv", config.patience)
     budget = TimeBudget(config.max_minutes) if config.max_minutes > 0 else None
-    callbacks = [
-        wallclock,
-        # Kept after the run too: the same --run-dir resumes an interrupted run or extends a
-        # finished one to more --epochs; a new --run-dir starts afresh.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
-        BestWeights(run_dir / BEST_WEIGHTS, _best_val_loss_so_far(run_dir)),
-        early_stopping,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda epoch, logs: logging.getLogger("bonefrac.training").info(
-                "epoch %d: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()}
-            )
-        ),
-    ]
-    if budget:
-        callbacks.append(budget)
+    callbacks = epoch_end_callbacks(run_dir, wallclock, early_stopping, budget)
     try:
         model.fit(
             train_data, validation_data=val_data, epochs=config.epochs, callbacks=callbacks, verbose=keras_verbosity()
@@ -315,8 +292,7 @@ def train(
     partial = run_dir / f".{BEST_MODEL}.tmp.keras"
     best.save(partial)
     os.replace(partial, run_dir / BEST_MODEL)  # --init and publishing never see half a file
-    with (run_dir / "history.csv").open() as history:
-        epochs_run = max(0, sum(1 for _ in history) - 1)  # all epochs, resumed runs included
+    epochs_run = len(read_history(run_dir / "history.csv"))  # all epochs, resumed runs included
     stopped_by = _stopped_by(early_stopping, budget, epochs_run, config.epochs, run_dir)
     record = {
         "config": asdict(config),
@@ -333,6 +309,29 @@ def train(
     }
     write_text_atomic(run_dir / "record.json", json.dumps(record, indent=2))
     return best, record
+
+
+def epoch_end_callbacks(
+    run_dir: Path, wallclock: WallClock, early_stopping: ResumableEarlyStopping, budget: TimeBudget | None
+) -> list[keras.callbacks.Callback]:
+    """In the order they run at each epoch's end. The epoch's history row is written before its
+    checkpoint: a run stopped between the two repeats the epoch on resume and writes its row
+    again (read_history keeps the later one); the other order would lose the row for good."""
+    return [
+        wallclock,
+        BestWeights(run_dir / BEST_WEIGHTS, _best_val_loss_so_far(run_dir)),
+        early_stopping,
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: logging.getLogger("bonefrac.training").info(
+                "epoch %d: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()}
+            )
+        ),
+        # Kept after the run too: the same --run-dir resumes an interrupted run or extends a
+        # finished one to more --epochs; a new --run-dir starts afresh.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
+        *([budget] if budget else []),
+    ]
 
 
 def _stopped_by(
