@@ -97,10 +97,11 @@ def heatmap_legend(kind: str) -> tuple[str, str, str]:
         return (
             "0",
             "1",
-            "Fracture probability of each region, from the model's fracture map (learnt from fracture boxes). "
-            "Not a fracture outline.",
+            # The warning first: a narrow window cuts the end of the line, never the warning.
+            "Not a fracture outline: the fracture probability of each region, from the model's fracture map "
+            "(learnt from fracture boxes).",
         )
-    return "weak", "strong", "Where the fracture model found its evidence (relative). Not a fracture outline."
+    return "weak", "strong", "Not a fracture outline: where the fracture model found its evidence (relative)."
 
 
 def outlines_caption(thresholds: Thresholds) -> str:

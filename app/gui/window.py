@@ -136,28 +136,38 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
     def _build(self) -> None:
         self.grid_columnconfigure(0, weight=1)
         self.grid_rowconfigure(1, weight=1)
-        bar = ctk.CTkFrame(self)
+        self.toolbar = bar = ctk.CTkFrame(self)
         bar.grid(row=0, column=0, columnspan=2, sticky="ew", padx=8, pady=(8, 4))
-        self.open_button = ctk.CTkButton(bar, text="Open X-rays…", width=110, command=self.open_dialog)
-        self.predict_button = ctk.CTkButton(bar, text="Predict", width=90, command=self.predict)
-        self.heatmap_switch = ctk.CTkSwitch(bar, text="Heatmap", command=self.render_image)
-        self.screenshot_button = ctk.CTkButton(bar, text="Save screenshot…", width=130, command=self.screenshot_dialog)
-        self.report_button = ctk.CTkButton(bar, text="Save report…", width=110, command=self.report_dialog)
-        self.dicom_button = ctk.CTkButton(bar, text="Save as DICOM…", width=125, command=self.dicom_dialog)
-        self.history_button = ctk.CTkButton(bar, text="History", width=80, command=self.show_history)
-        self.about_button = ctk.CTkButton(bar, text="About", width=70, command=self.show_about)
-        self.appearance_menu = ctk.CTkOptionMenu(
-            bar, values=["System", "Light", "Dark"], width=100, command=ctk.set_appearance_mode
+        bar.grid_columnconfigure(0, weight=1)
+        # Two groups: reading and predicting on the left, saving and the rest on the right; in a
+        # window too narrow for one row the right group moves under the left (see _fit_toolbar).
+        self.read_group = reading = ctk.CTkFrame(bar, fg_color="transparent")
+        self.save_group = saving = ctk.CTkFrame(bar, fg_color="transparent")
+        self.toolbar_rows = 0
+        bar.bind("<Configure>", self._fit_toolbar, add="+")
+        self.open_button = ctk.CTkButton(reading, text="Open X-rays…", width=110, command=self.open_dialog)
+        self.predict_button = ctk.CTkButton(reading, text="Predict", width=90, command=self.predict)
+        self.heatmap_switch = ctk.CTkSwitch(reading, text="Heatmap", command=self.render_image)
+        self.screenshot_button = ctk.CTkButton(
+            saving, text="Save screenshot…", width=130, command=self.screenshot_dialog
         )
-        self.theme_label = ctk.CTkLabel(bar, text="Theme")
+        self.report_button = ctk.CTkButton(saving, text="Save report…", width=110, command=self.report_dialog)
+        self.dicom_button = ctk.CTkButton(saving, text="Save as DICOM…", width=125, command=self.dicom_dialog)
+        self.history_button = ctk.CTkButton(saving, text="History", width=80, command=self.show_history)
+        self.about_button = ctk.CTkButton(saving, text="About", width=70, command=self.show_about)
+        self.appearance_menu = ctk.CTkOptionMenu(
+            saving, values=["System", "Light", "Dark"], width=100, command=ctk.set_appearance_mode
+        )
+        self.theme_label = ctk.CTkLabel(saving, text="Theme")
         for widget in (self.open_button, self.predict_button, self.heatmap_switch):
             widget.pack(side="left", padx=4, pady=6)
-        self.folder_button = ctk.CTkButton(bar, text="Open folder…", width=110, command=self.open_folder_dialog)
+        self.folder_button = ctk.CTkButton(reading, text="Open folder…", width=110, command=self.open_folder_dialog)
         self.folder_button.pack(side="left", padx=4, pady=6, after=self.open_button)  # a worklist of its studies
         for widget in (self.appearance_menu, self.theme_label, self.about_button, self.history_button):
             widget.pack(side="right", padx=4, pady=6)
         for widget in (self.dicom_button, self.report_button, self.screenshot_button):
             widget.pack(side="right", padx=4, pady=6)
+        self._fit_toolbar()
 
         left = ctk.CTkFrame(self, fg_color="transparent")
         left.grid(row=1, column=0, sticky="nsew", padx=(8, 4), pady=4)
@@ -263,6 +273,20 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             self, text=NOTICE, fg_color="#fff3cd", text_color="#5c4400", corner_radius=6, height=30
         )
         self.notice_label.grid(row=3, column=0, columnspan=2, sticky="ew", padx=8, pady=(2, 8))
+
+    def _fit_toolbar(self, _event: object = None) -> None:
+        """One row of buttons where the window is wide enough for all of them, else two: no
+        button is ever cut off or hidden (the window may be as narrow as its minimum size)."""
+        needed = self.read_group.winfo_reqwidth() + self.save_group.winfo_reqwidth()
+        rows = 1 if self.toolbar.winfo_width() <= 1 or self.toolbar.winfo_width() >= needed else 2
+        if rows == self.toolbar_rows:
+            return
+        self.toolbar_rows = rows
+        self.read_group.grid(row=0, column=0, sticky="w")
+        if rows == 1:
+            self.save_group.grid(row=0, column=1, columnspan=1, sticky="e")
+        else:
+            self.save_group.grid(row=1, column=0, columnspan=2, sticky="e")
 
     def _bind_keys(self) -> None:
         shortcuts = {
