@@ -68,7 +68,13 @@ def skill_words(block: Mapping[str, Any]) -> str:
     if interval is not None and interval[0] <= CHANCE_AUROC:
         return "its interval includes chance (0.5); this verdict carries little information"
     judged = interval[0] if interval is not None else float(auroc)
-    return next((words for floor, words in _SKILL_WORDS if judged >= floor), _NEAR_CHANCE)
+    words = next((words for floor, words in _SKILL_WORDS if judged >= floor), None)
+    if words is not None:
+        return words
+    if interval is not None:  # above chance, but not by much at worst
+        low = interval[0]
+        return f"its interval reaches down to {low:.2f}, near chance (0.5); treat this verdict with great caution"
+    return _NEAR_CHANCE
 
 
 def skill_text(manifest: ModelManifest, part: str) -> str:
@@ -126,7 +132,11 @@ def outlines_text(diagnosis: Diagnosis | None, outlined: bool) -> str:
     rule_in = diagnosis.thresholds.rule_in
     if not outlined:
         return f"Outlines: no region of the fracture map reaches the rule-in threshold {rule_in:.2f}."
-    return f"Outlines: regions where the fracture map is at or above the rule-in threshold {rule_in:.2f}."
+    text = f"Outlines: regions where the fracture map is at or above the rule-in threshold {rule_in:.2f}."
+    if diagnosis.fracture_probability is not None and diagnosis.fracture_probability < rule_in:
+        # Seen beside an "uncertain" verdict: say why a region can pass where the image does not.
+        text += " The image's probability pools all regions, so it can stay below its most suspicious one's."
+    return text
 
 
 def confidence_text(probability: float) -> str:

@@ -105,6 +105,13 @@ def test_no_cell_at_rule_in_no_activation_map_and_no_verdict_give_no_outline():
     assert "no verdict" in outlines_text(unsupported, outlined=False)
 
 
+def test_outlines_beside_an_uncertain_verdict_say_why_a_region_can_pass_where_the_image_does_not():
+    fractured = _diagnosis(_one_cell(1, 2, value=RULE_IN + 0.05))
+    assert "pools all regions" not in outlines_text(fractured, outlined=True)
+    pooled_lower = dataclasses.replace(fractured, verdict=Verdict.UNCERTAIN, fracture_probability=RULE_IN - 0.1)
+    assert "pools all regions" in outlines_text(pooled_lower, outlined=True)
+
+
 def test_outline_is_drawn_on_exactly_its_pixels():
     image = Image.fromarray(np.full((80, 120), 90, dtype=np.uint8), mode="L")
     outline = outline_of(np.pad(np.ones((20, 20), dtype=bool), ((30, 30), (50, 50))), 3)

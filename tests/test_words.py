@@ -24,6 +24,8 @@ def test_words_follow_the_figure_and_its_interval():
     # With an interval, the words are decided by what the interval allows.
     assert "interval includes chance" in skill_words({"auroc": 0.61, "auroc_ci": [0.48, 0.73]})
     assert skill_words({"auroc": 0.82, "auroc_ci": [0.74, 0.89]}).startswith("moderate")
+    near = skill_words({"auroc": 0.74, "auroc_ci": [0.58, 0.86]})  # above chance, not by much at worst
+    assert "down to 0.58, near chance" in near and "great caution" in near
     assert "not measured" in skill_words({})
 
 
