@@ -499,6 +499,24 @@ def test_every_toolbar_button_stays_whole_down_to_the_smallest_window(window):
         window.update()
 
 
+def test_the_side_panel_scrolls_with_the_wheel_where_the_window_is_short(window):
+    """At the smallest window its last lines (the model's figures) are below the fold: the wheel
+    over the panel brings them up (X11 sends the wheel as buttons 4 and 5)."""
+    canvas = window.panel._parent_canvas  # the scrolled canvas: CTk has no public view of it
+    try:
+        window.geometry("x".join(str(side) for side in tkinter.Tk.wm_minsize(window)))
+        wait_for(window, lambda: canvas.yview()[1] < 1.0, timeout=10)  # more than fits
+        assert canvas.yview()[0] == 0.0
+        for _ in range(20):
+            window.part_label.event_generate("<Button-5>", x=5, y=5)
+            window.update()
+        assert canvas.yview()[0] > 0.0
+    finally:
+        canvas.yview_moveto(0.0)
+        window.geometry("1180x780")
+        window.update()
+
+
 def test_verdict_says_in_words_what_its_models_auroc_means(window, routed_paths, tmp_path):
     """Each part that gives verdicts: the panel and the report say what its test AUROC (and its
     interval, once the manifest has one) means; the words for each figure are in test_report_figures."""

@@ -216,9 +216,9 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
         self.thumbnails.grid(row=4, column=0, sticky="ew", pady=(6, 0))
         self.thumbnails.grid_remove()
 
-        panel = ctk.CTkFrame(self, width=340)
+        # Scrolls where the window is too short for all of it (a 768-pixel-high laptop screen).
+        self.panel = panel = ctk.CTkScrollableFrame(self, width=336)
         panel.grid(row=1, column=1, sticky="nsew", padx=(4, 8), pady=4)
-        panel.grid_propagate(False)
         panel.grid_columnconfigure(0, weight=1)
         title_font = ctk.CTkFont(size=13, weight="bold")
         ctk.CTkLabel(panel, text="Body part", font=title_font, anchor="w").grid(
