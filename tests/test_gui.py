@@ -499,9 +499,11 @@ def test_every_toolbar_button_stays_whole_down_to_the_smallest_window(window):
         window.update()
 
 
-def test_the_side_panel_scrolls_with_the_wheel_where_the_window_is_short(window):
-    """At the smallest window its last lines (the model's figures) are below the fold: the wheel
-    over the panel brings them up (X11 sends the wheel as buttons 4 and 5)."""
+def test_the_side_panel_scrolls_with_the_wheel_where_the_window_is_short(window, xray_paths):
+    """At the smallest window a result's last lines (the model's figures) are below the fold: the
+    wheel over the panel brings them up (X11 sends the wheel as buttons 4 and 5)."""
+    load(window, xray_paths["hand_0"])
+    predict_shown(window)  # a whole result in the panel, whatever the tests before left there
     canvas = window.panel._parent_canvas  # the scrolled canvas: CTk has no public view of it
     try:
         window.geometry("x".join(str(side) for side in tkinter.Tk.wm_minsize(window)))
