@@ -27,7 +27,7 @@ import platformdirs
 from app.diagnosis.manifest import MANIFEST_NAME, load_manifest
 from app.errors import BoneFracError, ModelFilesError
 from app.locations import shipped_models_dir
-from training.history import read_history
+from training.history import val_losses
 from training.recipe import SHIPPED_RECIPE, load_recipe, run_next_stage, stage_states, status_lines
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xray"
@@ -162,7 +162,7 @@ def _add_recipe(commands: argparse._SubParsersAction) -> None:
         nargs="?",
         type=Path,
         default=SHIPPED_RECIPE,
-        help="the stages, in TOML: a file, or the name of one shipped with the training package (map192)",
+        help="the stages, in TOML: a file, or the name of one shipped with the training package (shipped)",
         metavar="RECIPE",
     )
     recipe.add_argument("--runs-dir", type=Path, default=Path("runs") / "recipe", help="one folder per stage")
@@ -342,11 +342,11 @@ def _figure(validation: dict, key: str) -> str:
 
 
 def _best_epoch(history: Path) -> str:
-    rows = [row for row in read_history(history) if row.get("val_loss")]
-    if not rows:
+    losses = val_losses(history)
+    if not losses:
         return "no epoch finished"
-    best = min(range(len(rows)), key=lambda i: float(rows[i]["val_loss"]))
-    return f"best epoch {best + 1} of {len(rows)}: validation loss {float(rows[best]['val_loss']):.4f}"
+    best = min(range(len(losses)), key=losses.__getitem__)
+    return f"best epoch {best + 1} of {len(losses)}: validation loss {losses[best]:.4f}"
 
 
 if __name__ == "__main__":

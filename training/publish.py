@@ -59,10 +59,9 @@ def publish(model: keras.Model, record: dict[str, Any], samples: list[Sample], a
     models_dir.mkdir(parents=True, exist_ok=True)
     file_name = file_name_for(config["task"], config["part"])
     target = models_dir / file_name
-    averaged = getattr(args, "average_with", [])
+    averaged, weight = _publish_options(args)
     if averaged:
         average_with(model, averaged)
-    weight = getattr(args, "any_head_weight", 0.0)
     if weight:
         blend_with_any_head(model, weight)  # the run's best.keras keeps each part's own head
     backup = models_dir / f".{file_name}.previous"
@@ -88,14 +87,15 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
     digest = sha256_of(target)
     raw = _existing_manifest(models_dir)
     stages = record["stages"]
+    averaged, weight = _publish_options(args)
     trained_with = {
         "file": file_name,
         "architecture": "keras.applications.ResNet50; body-region softmax summed into parts; fracture map on the "
         "stride-16 grid, trained with the data's fracture boxes and pooled by log-sum-exp into the image probability"
-        + _blend_words(getattr(args, "any_head_weight", 0.0))
-        + _average_words(getattr(args, "average_with", [])),
-        "any_head_weight": getattr(args, "any_head_weight", 0.0),
-        "averaged_with": [str(path) for path in getattr(args, "average_with", [])],
+        + _blend_words(weight)
+        + _average_words(averaged),
+        "any_head_weight": weight,
+        "averaged_with": [str(path) for path in averaged],
         # Over every stage (a run started from another run's checkpoint continues it).
         "init": stages[0]["init"],
         "input_size": config["input_size"],
@@ -125,6 +125,11 @@ def _publish_entries(target: Path, record: dict[str, Any], samples: list[Sample]
         (f"{config['input_size']} px", Path(args.run_dir) / "history.csv"),
     ]
     measure(models_dir, raw, samples, args, histories=histories)
+
+
+def _publish_options(args: argparse.Namespace) -> tuple[list[Path], float]:
+    """--average-with and --any-head-weight (only `all` has them; a part or fracture run neither)."""
+    return getattr(args, "average_with", []), getattr(args, "any_head_weight", 0.0)
 
 
 def _blend_words(weight: float) -> str:

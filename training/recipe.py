@@ -55,7 +55,7 @@ class Recipe:
     def publish_arguments(self, runs_dir: Path) -> list[str]:
         arguments = ["--any-head-weight", repr(self.any_head_weight)] if self.any_head_weight else []
         if self.average:
-            arguments += ["--average-with", ",".join(str(runs_dir / name / "best.keras") for name in self.average)]
+            arguments += ["--average-with", ",".join(str(best_model_of(runs_dir, name)) for name in self.average)]
         return arguments
 
 
@@ -68,8 +68,13 @@ class StageState:
     epochs_run: int
 
 
+def best_model_of(runs_dir: Path, stage_name: str) -> Path:
+    """The model a stage's run leaves for the next stage and for publishing."""
+    return runs_dir / stage_name / "best.keras"
+
+
 def find_recipe(name_or_path: Path) -> Path:
-    """A recipe file, or the name of one shipped with the training package ("map192")."""
+    """A recipe file, or the name of one shipped with the training package ("shipped")."""
     shipped = RECIPES_DIR / f"{name_or_path}.toml"
     if not name_or_path.exists() and name_or_path.parent == Path(".") and shipped.is_file():
         return shipped
@@ -176,7 +181,7 @@ def stage_states(stages: list[Stage], runs_dir: Path, data: dict[str, Any] | Non
             record
             and record.get("finished")
             and (record.get("stopped_by") == "early stopping" or record.get("epochs_run", 0) >= stage.epochs)
-            and (run_dir / "best.keras").is_file()
+            and best_model_of(runs_dir, stage.name).is_file()
         )
         states.append(
             StageState(stage=stage, run_dir=run_dir, started=config is not None, finished=finished,
@@ -260,7 +265,7 @@ def _is_stage_name(init: str) -> bool:
 
 def stage_config(stage: Stage, runs_dir: Path) -> dict[str, Any]:
     """The stage's settings as TrainConfig will record them."""
-    init = str(runs_dir / stage.init / "best.keras") if _is_stage_name(stage.init) else stage.init
+    init = str(best_model_of(runs_dir, stage.init)) if _is_stage_name(stage.init) else stage.init
     return {
         "input_size": stage.input_size,
         "learning_rate": stage.learning_rate,
