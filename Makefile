@@ -20,11 +20,11 @@ bench: install-dev
 	$(BIN)/python bench/run.py
 
 # Rebuild the shipped model from ../shared/data/xray with its recipe (training/recipes/shipped.toml:
-# stages of at most 150 min on this project's 2-core CPU). Each call runs the next unfinished stage,
-# or resumes one its time budget stopped, in runs/recipe/<stage>; after the last stage it publishes
-# over the shipped models/. `bonefrac-train recipe --status` shows how far it has come.
+# stages of at most 150 min on this project's 2-core CPU), stage after stage in runs/recipe/<stage>,
+# then publish over the shipped models/. Stopped, it resumes where it was; without --all, one call
+# runs one stage. `bonefrac-train recipe --status` shows how far it has come.
 models: install-dev
-	$(BIN)/bonefrac-train recipe --runs-dir runs/recipe --models-dir models
+	$(BIN)/bonefrac-train recipe --all --runs-dir runs/recipe --models-dir models
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -64,7 +64,8 @@ def test_bad_file_gives_one_line_and_the_rest_still_runs(xray_paths, tmp_path):
     result = run_cli("predict", str(bad), str(xray_paths["hand_0"]), "--json")
     assert result.returncode == 2
     error_lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert error_lines == [f"error: {bad}: not an image file that can be read (expected PNG, JPEG or DICOM)"]
+    expected = "not an image file that can be read (expected PNG, JPEG or DICOM; also BMP, TIFF, GIF or WebP)"
+    assert error_lines == [f"error: {bad}: {expected}"]
     payload = json.loads(result.stdout)
     assert [item["file"] for item in payload] == [xray_paths["hand_0"].name]
 

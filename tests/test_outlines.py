@@ -232,13 +232,24 @@ def test_window_switch_shows_and_hides_the_outlines(virtual_display, map_models,
         app.update()
         assert np.array_equal(np.asarray(app.viewer.image.convert("RGB")), plain)
         assert np.abs(on_screen(app) - plain_screen).max() < 1
-        # A result with no verdict: the switch is disabled and the panel says why.
+        # A result with no verdict: the switch is disabled, shows "off" though the user asked for
+        # outlines, and the panel says why; a result with a map brings the user's choice back.
+        app.outlines_switch.toggle()
+        app.update()
+        with_map = app.current_view.diagnosis
         unsupported = dataclasses.replace(diagnosis, verdict=Verdict.UNSUPPORTED, unsupported_reason="test")
         app.current_view.diagnosis = unsupported
         app.render_image()
         app.update()
         assert app.outlines_switch.cget("state") == "disabled"
+        assert app.outlines_switch.get() == 0
         assert app.outlines_label.cget("text") == outlines_text(unsupported, outlined=False)
+        app.current_view.diagnosis = with_map
+        app.render_image()
+        app.update()
+        assert app.outlines_switch.cget("state") == "normal"
+        assert app.outlines_switch.get() == 1
+        assert (np.asarray(app.viewer.image.convert("RGB"))[outline] == OUTLINE_COLOUR).all()
     finally:
         app.close()
         time.sleep(0.1)

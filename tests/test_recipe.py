@@ -15,7 +15,7 @@ from app.diagnosis import Diagnoser
 from tests.conftest import DATA_DIR, REPO
 from training.cli import main as train_main
 from training.model import FRACTURE_HEADS
-from training.recipe import SHIPPED_RECIPE, load_recipe
+from training.recipe import EXIT_MORE_STAGES, SHIPPED_RECIPE, load_recipe
 
 TINY_STAGES = """
 [defaults]
@@ -116,11 +116,22 @@ def test_a_missing_recipe_is_refused_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: no recipe file {tmp_path / 'nowhere.toml'}"
 
 
+def test_recipe_all_runs_every_stage_to_its_end_and_publishes_in_one_call(tmp_path, capsys):
+    """`make models`: one command rebuilds the model, resuming the stage its budget stops."""
+    recipe, runs, cache = _recipe(tmp_path, TINY_STAGES), tmp_path / "runs", tmp_path / "cache"
+    assert _run(recipe, runs, cache, "--all") == 0
+    manifest = json.loads((runs / "models" / "manifest.json").read_text())
+    trained = manifest["models"]["body_part"]["trained_with"]
+    assert [stage["epochs_run"] for stage in trained["stages"]] == [2, 1]
+    assert "every stage is finished: publishing stage second" in capsys.readouterr().out
+
+
 def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp_path, capsys, monkeypatch):
     recipe, runs, cache = _recipe(tmp_path, TINY_STAGES), tmp_path / "runs", tmp_path / "cache"
 
-    # Call 1: the first stage's time budget stops it after one of its two epochs.
-    assert _run(recipe, runs, cache) == 0
+    # Call 1: the first stage's time budget stops it after one of its two epochs; nothing is
+    # published yet, and the exit status says "call again", not "done".
+    assert _run(recipe, runs, cache) == EXIT_MORE_STAGES
     record = json.loads((runs / "first" / "record.json").read_text())
     assert (record["epochs_run"], record["finished"], record["stopped_by"]) == (1, False, "time budget")
     assert not (runs / "second").exists()
@@ -130,7 +141,7 @@ def test_recipe_runs_one_stage_per_call_resumes_and_publishes_after_the_last(tmp
     assert "stopped after 1 of 2 epochs" in _status(recipe, runs, capsys)
 
     # Call 2 resumes it: epoch 2 only, and the stage is finished.
-    assert _run(recipe, runs, cache) == 0
+    assert _run(recipe, runs, cache) == EXIT_MORE_STAGES
     rows = (runs / "first" / "history.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[-1].startswith("1,")
     assert json.loads((runs / "first" / "record.json").read_text())["finished"] is True

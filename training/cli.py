@@ -28,7 +28,15 @@ from app.diagnosis.manifest import MANIFEST_NAME, load_manifest
 from app.errors import BoneFracError, ModelFilesError
 from app.locations import shipped_models_dir
 from training.history import val_losses
-from training.recipe import SHIPPED_RECIPE, load_recipe, run_next_stage, stage_states, status_lines
+from training.recipe import (
+    EXIT_MORE_STAGES,
+    SHIPPED_RECIPE,
+    load_recipe,
+    progress,
+    run_next_stage,
+    stage_states,
+    status_lines,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xray"
 SHIPPED_MODELS = shipped_models_dir()
@@ -152,8 +160,9 @@ def _add_recipe(commands: argparse._SubParsersAction) -> None:
         "recipe",
         help="run the next unfinished stage of a staged recipe (or resume a stopped one); publish after the last",
         description="Run the first unfinished stage of RECIPE, resuming it where its time budget stopped it, "
-        "each stage in its own folder under --runs-dir. Run the same command again for the next stage; "
-        "when the last stage is finished, its model is published into --models-dir.",
+        "each stage in its own folder under --runs-dir. Run the same command again for the next stage "
+        "(or give --all); when the last stage is finished, its model is published into --models-dir. "
+        f"Exit status: 0 once the model is published, {EXIT_MORE_STAGES} while stages remain.",
         formatter_class=_HelpFormatter,
     )
     _add_common(recipe)
@@ -174,6 +183,12 @@ def _add_recipe(commands: argparse._SubParsersAction) -> None:
         "the shipped models",
     )
     recipe.add_argument("--status", action="store_true", help="list the stages and how far each has run; train nothing")
+    recipe.add_argument(
+        "--all",
+        action="store_true",
+        help="run stage after stage, each to its end, until the model is published (make models); "
+        "stopped, the same command resumes",
+    )
     recipe.set_defaults(no_publish=False)
 
 
@@ -250,10 +265,26 @@ def _run_recipe(args: argparse.Namespace) -> int:
     target = args.runs_dir / "models" if args.models_dir is None else args.models_dir
     data = {"data": str(args.data.resolve()), "limit": args.limit}
     try:
-        return run_next_stage(load_recipe(args.recipe_file), args.runs_dir, target, common, train=main, data=data)
+        recipe = load_recipe(args.recipe_file)
+        while True:
+            before = progress(stage_states(recipe.stages, args.runs_dir, data))
+            status = run_next_stage(recipe, args.runs_dir, target, common, train=main, data=data)
+            if status != EXIT_MORE_STAGES or not args.all:
+                return status
+            if progress(stage_states(recipe.stages, args.runs_dir, data)) == before:
+                print("error: the stage trained no epoch: raise its max_minutes", file=sys.stderr)
+                return 1
+            _free_training_memory()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _free_training_memory() -> None:
+    """Between stages of one process: the last stage's graphs and weights are not needed again."""
+    import keras
+
+    keras.backend.clear_session()
 
 
 def _paths(text: str) -> list[Path]:

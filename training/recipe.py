@@ -314,6 +314,16 @@ def status_lines(states: list[StageState]) -> list[str]:
     return lines
 
 
+# Exit status of a call that ran a stage but published nothing yet: not an error, not done either,
+# so that a script can tell "models rebuilt" (0) from "call again" (3).
+EXIT_MORE_STAGES = 3
+
+
+def progress(states: list[StageState]) -> tuple[tuple[str, int], ...]:
+    """How far the stages have run: a call that leaves this unchanged has made no progress."""
+    return tuple((state.stage.name, state.epochs_run) for state in states)
+
+
 def run_next_stage(
     recipe: Recipe,
     runs_dir: Path,
@@ -323,6 +333,7 @@ def run_next_stage(
     data: dict[str, Any],
 ) -> int:
     """Run (or resume) the first unfinished stage; publish when the last one is finished.
+    Returns 0 once the model is published, EXIT_MORE_STAGES while stages remain.
     `common`: the data options passed to every run; `data`: what they mean, kept in each stage
     folder so that a stage trained on other images is never taken for this one."""
     stages = recipe.stages
@@ -342,7 +353,7 @@ def run_next_stage(
         if not states[-1].finished:
             left = [s.stage.name for s in states if not s.finished]
             print(f"stages still to run: {', '.join(left)}: run the same command again")
-            return 0
+            return EXIT_MORE_STAGES
     last = states[-1]
     if (models_dir / "manifest.json").is_file() and _published_from(models_dir, last.run_dir, recipe):
         print(f"every stage is finished; its model is published in {models_dir}")

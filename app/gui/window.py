@@ -203,7 +203,9 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             widget.pack(side="right", padx=2, pady=(0, 4))
         # With the view controls, as the top bar has no room left. Disabled unless the result has
         # a fracture map to threshold; the panel says why.
-        self.outlines_switch = ctk.CTkSwitch(header, text="Outlines", width=90, command=self.render_image)
+        self.outlines_switch = ctk.CTkSwitch(header, text="Outlines", width=90, command=self._outlines_toggled)
+        # The user's choice, kept apart from the knob: a disabled switch shows "off".
+        self.outlines_wanted = False
         self.outlines_switch.configure(state="disabled")
         self.outlines_switch.pack(side="right", padx=(2, 8), pady=(0, 4))
         self.viewer = XRayViewer(left)
@@ -570,14 +572,24 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             return
         outlines = outline_mask(diagnosis, view.xray.width, view.xray.height)
         self._render_outlines(diagnosis, outlines)
-        shown_outlines = outlines if self.outlines_switch.get() else None
+        shown_outlines = outlines if self.outlines_wanted else None
         # The viewer draws the XRay as adjusted on screen; the XRay itself stays as read.
         self.viewer.show(view.xray, diagnosis.heatmap if with_heatmap else None, shown_outlines)
 
+    def _outlines_toggled(self) -> None:
+        self.outlines_wanted = bool(self.outlines_switch.get())
+        self.render_image()
+
     def _render_outlines(self, diagnosis: Diagnosis | None, outlines: np.ndarray | None) -> None:
         """The Outlines switch is usable only for a result with a fracture map; the panel line
-        says what it outlines, or why it cannot. The switch keeps its position between views."""
-        self.outlines_switch.configure(state="normal" if outlines_apply(diagnosis) else "disabled")
+        says what it outlines, or why it cannot. Disabled, it shows "off", as nothing is outlined;
+        the user's choice comes back with the next result that has a map."""
+        usable = outlines_apply(diagnosis)
+        self.outlines_switch.configure(state="normal" if usable else "disabled")
+        if usable and self.outlines_wanted:
+            self.outlines_switch.select()
+        else:
+            self.outlines_switch.deselect()
         self._set_line(self.outlines_label, outlines_text(diagnosis, outlines is not None))
 
     def _render_file(self, view: ViewState | None) -> None:

@@ -86,7 +86,9 @@ def _read_with_pillow(data: bytes, name: str) -> XRay:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise XRayReadError("not an image file that can be read (expected PNG, JPEG or DICOM)") from None
+        raise XRayReadError(
+            "not an image file that can be read (expected PNG, JPEG or DICOM; also BMP, TIFF, GIF or WebP)"
+        ) from None
     except Image.DecompressionBombError:
         raise XRayReadError("the image is too large to open safely") from None
     except OSError as error:
