@@ -180,6 +180,7 @@ def test_bad_file_shows_a_dialog_and_the_app_keeps_working(window, tmp_path, xra
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"%PDF-1.4 not really an image")
     load(window, bad)
+    assert [d.title() for d in window.dialogs if d.winfo_exists()] == ["The file could not be opened"]
     messages = close_dialogs(window)
     assert len(messages) == 1 and "scan.png" in messages[0] and "not an image" in messages[0]
     load(window, xray_paths["elbow_1"])

@@ -423,7 +423,8 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             return
         self.loading = False
         if errors:
-            self.show_error("Some files could not be opened", "\n".join(errors))
+            title = "The file could not be opened" if len(errors) == 1 else "Some files could not be opened"
+            self.show_error(title, "\n".join(errors))
         if not views:
             self.set_status("No image loaded." if not self.views else "Kept the images already open.")
             self.render_buttons()
