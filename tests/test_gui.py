@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -339,6 +340,20 @@ def test_last_folder_is_remembered_between_sessions(virtual_display, tmp_path, x
         assert seen["folder"] == str(path.parent)
     finally:
         second.close()
+
+
+def test_ctrl_q_closes_the_app_as_its_close_button_does(virtual_display, tmp_path):
+    from app.gui.window import BoneFracWindow
+
+    app = BoneFracWindow(MODELS_DIR, history_path=tmp_path / "history.sqlite3")
+    try:
+        app.update()
+        app.event_generate("<Control-q>")
+        with pytest.raises(tkinter.TclError):  # the window is gone
+            app.winfo_exists()
+    finally:
+        with contextlib.suppress(tkinter.TclError):
+            app.close()  # only if Ctrl+Q left it open
 
 
 def test_screenshot_is_the_window_as_clicked_not_the_save_dialog(window, tmp_path, xray_paths):

@@ -22,7 +22,7 @@ HOW_TO = """How to use
    contrast, I inverts, R rotates, H flips, Escape or 0 resets; the wheel or - / + zoom, Ctrl+0 fits.
 5. Save a screenshot of the window (Ctrl+S), a PDF/PNG report (Ctrl+R) or a DICOM result for PACS (Save as DICOM);
    every result is kept in History (Ctrl+H). Open folder lists a folder's studies in a worklist to predict them all
-   (Ctrl+L returns to it from here).
+   (Ctrl+L returns to it from here). Ctrl+Q closes the app.
 """
 
 LIMITATIONS = """Limitations

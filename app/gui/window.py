@@ -299,6 +299,7 @@ class BoneFracWindow(ctk.CTk, _DnDBase):
             "<Control-h>": self.show_history,
             "<Control-l>": self.show_worklist,
             "<F1>": self.show_about,
+            "<Control-q>": self.close,  # as the window's close button: the note is saved first
             "<Control-plus>": lambda: self.viewer.zoom_by(1.25),
             "<Control-equal>": lambda: self.viewer.zoom_by(1.25),
             "<Control-minus>": lambda: self.viewer.zoom_by(0.8),
