@@ -266,14 +266,19 @@ def _run_recipe(args: argparse.Namespace) -> int:
     data = {"data": str(args.data.resolve()), "limit": args.limit}
     try:
         recipe = load_recipe(args.recipe_file)
+        before = progress(stage_states(recipe.stages, args.runs_dir, data))
         while True:
-            before = progress(stage_states(recipe.stages, args.runs_dir, data))
             status = run_next_stage(recipe, args.runs_dir, target, common, train=main, data=data)
-            if status != EXIT_MORE_STAGES or not args.all:
+            if status != EXIT_MORE_STAGES:
                 return status
-            if progress(stage_states(recipe.stages, args.runs_dir, data)) == before:
+            if not args.all:
+                print("run the same command again for the next stage (or give --all)")
+                return status
+            after = progress(stage_states(recipe.stages, args.runs_dir, data))
+            if after == before:
                 print("error: the stage trained no epoch: raise its max_minutes", file=sys.stderr)
                 return 1
+            before = after
             _free_training_memory()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -352,7 +352,7 @@ def run_next_stage(
         states = stage_states(stages, runs_dir, data)
         if not states[-1].finished:
             left = [s.stage.name for s in states if not s.finished]
-            print(f"stages still to run: {', '.join(left)}: run the same command again")
+            print(f"stages still to run: {', '.join(left)}")
             return EXIT_MORE_STAGES
     last = states[-1]
     if (models_dir / "manifest.json").is_file() and _published_from(models_dir, last.run_dir, recipe):
